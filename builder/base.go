@@ -1,0 +1,143 @@
+package builder
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/mlenv/mlenv/internal/cas"
+)
+
+// loadBase returns the base image for a platform. Registry bases are
+// copied into the cache (whose blobs/sha256 folder is an OCI blob store)
+// and read from there, so that --offline works and every blob is verified
+// against its digest on the way in. Base layers are never rewritten.
+func loadBase(ctx context.Context, o Options, platform string) (v1.Image, error) {
+	b := o.Lock.Base
+	if b.IsScratch() {
+		img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+		return mutate.ConfigMediaType(img, types.OCIConfigJSON), nil
+	}
+	h, err := v1.NewHash(b.Manifests[platform])
+	if err != nil {
+		return nil, fmt.Errorf("base %s: lock has no manifest digest for %s", b.Ref, platform)
+	}
+	if dir, ok := strings.CutPrefix(b.Ref, "oci:"); ok {
+		img, err := layout.Path(filepath.Join(o.BaseDir, dir)).Image(h)
+		if err != nil {
+			return nil, fmt.Errorf("base %s: %w", b.Ref, err)
+		}
+		return verifiedDigest(img, h, b.Ref)
+	}
+	store := layout.Path(o.Cache.Dir)
+	if img, err := store.Image(h); err == nil && imageComplete(o.Cache, img) {
+		return img, nil
+	}
+	if o.Offline {
+		return nil, fmt.Errorf("base %s@%s: %w, and --offline forbids pulling it", b.Ref, h, cas.ErrMissing)
+	}
+	ref, err := name.ParseReference(b.Ref)
+	if err != nil {
+		return nil, err
+	}
+	dref := ref.Context().Digest(h.String())
+	opts := append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}, o.RemoteOptions...)
+	rimg, err := remote.Image(dref, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("pulling base %s: %w", dref, err)
+	}
+	if err := storeImage(o.Cache, rimg, h); err != nil {
+		return nil, fmt.Errorf("caching base %s: %w", dref, err)
+	}
+	return store.Image(h)
+}
+
+func verifiedDigest(img v1.Image, want v1.Hash, what string) (v1.Image, error) {
+	got, err := img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	if got != want {
+		return nil, fmt.Errorf("base %s: manifest digest is %s, the lock says %s", what, got, want)
+	}
+	return img, nil
+}
+
+func imageComplete(c *cas.Cache, img v1.Image) bool {
+	layers, err := img.Layers()
+	if err != nil {
+		return false
+	}
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil || !c.Has(d.Hex, -1) {
+			return false
+		}
+	}
+	cfg, err := img.ConfigName()
+	return err == nil && c.Has(cfg.Hex, -1)
+}
+
+// storeImage writes manifest, config and layers into the cache, each
+// verified against its digest.
+func storeImage(c *cas.Cache, img v1.Image, want v1.Hash) error {
+	raw, err := img.RawManifest()
+	if err != nil {
+		return err
+	}
+	if err := c.Put(bytes.NewReader(raw), want.Hex, int64(len(raw))); err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		return err
+	}
+	cfg, err := img.RawConfigFile()
+	if err != nil {
+		return err
+	}
+	if err := c.Put(bytes.NewReader(cfg), cfgName.Hex, int64(len(cfg))); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			return err
+		}
+		if c.Has(d.Hex, -1) {
+			continue
+		}
+		size, err := l.Size()
+		if err != nil {
+			return err
+		}
+		rc, err := l.Compressed()
+		if err != nil {
+			return err
+		}
+		err = c.Put(rc, d.Hex, size)
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("layer %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+var errMultiPlatformTar = errors.New("tar: output holds one image; this lock has several platforms: use oci:DIR or a registry reference")

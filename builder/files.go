@@ -1,0 +1,90 @@
+package builder
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/mlenv/mlenv/internal/treehash"
+	"github.com/mlenv/mlenv/lockfile"
+)
+
+// addFiles adds a locked local file set to t. The tree hash is recomputed
+// from exactly the bytes written to the layer; finish() says whether they
+// still match the lock (checked after the layer is written, so each file
+// is read once).
+func addFiles(t *tree, baseDir string, fs lockfile.FileSet) (finish func() error, err error) {
+	owner := "files " + fs.Src
+	src := filepath.Join(baseDir, fs.Src)
+	entries, err := treehash.Walk(src)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", owner, err)
+	}
+	dst := strings.TrimPrefix(path.Clean(fs.Dst), "/")
+	// Files are hashed as the tar writer reads them, in tree order; the
+	// tree hash is assembled afterwards in walk order.
+	var mu sync.Mutex
+	sums := map[string]string{}
+	for _, e := range entries {
+		p := dst
+		if e.Path != "" {
+			p = path.Join(dst, e.Path)
+		}
+		if _, err := cleanPath(owner, p); err != nil {
+			return nil, err
+		}
+		ne := &entry{path: p, mode: e.Mode, owner: owner}
+		switch e.Kind {
+		case 'd':
+			ne.kind = kindDir
+		case 'l':
+			ne.kind, ne.link = kindSymlink, e.Link
+		case 'f':
+			abs, rel := e.Abs, e.Path
+			ne.kind, ne.size = kindFile, e.Size
+			ne.open = func() (io.ReadCloser, error) { return os.Open(abs) }
+			ne.check = func(r io.Reader) io.Reader {
+				return &teeHash{r: r, h: sha256.New(), done: func(sum string) {
+					mu.Lock()
+					sums[rel] = sum
+					mu.Unlock()
+				}}
+			}
+		}
+		if err := t.add(ne); err != nil {
+			return nil, err
+		}
+	}
+	return func() error {
+		th := treehash.New()
+		for _, e := range entries {
+			th.Add(e, sums[e.Path])
+		}
+		if got := th.Sum(); got != fs.SHA256 {
+			return fmt.Errorf("%s changed since it was locked (tree sha256 %s, lock says %s): run `mlenv lock` again", fs.Src, got, fs.SHA256)
+		}
+		return nil
+	}, nil
+}
+
+type teeHash struct {
+	r    io.Reader
+	h    hash.Hash
+	done func(string)
+}
+
+func (t *teeHash) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	t.h.Write(p[:n])
+	if err == io.EOF {
+		t.done(hex.EncodeToString(t.h.Sum(nil)))
+	}
+	return n, err
+}

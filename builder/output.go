@@ -1,0 +1,142 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Write sends the result to an output: "oci:DIR", "tar:FILE" or a
+// registry reference. Files and folders are written next to their final
+// place and renamed into it: a failed write leaves the old output intact.
+func Write(ctx context.Context, r *Result, output string, remoteOpts ...remote.Option) error {
+	switch {
+	case strings.HasPrefix(output, "oci:"):
+		return writeLayout(r, strings.TrimPrefix(output, "oci:"))
+	case strings.HasPrefix(output, "tar:"):
+		return writeTarball(r, strings.TrimPrefix(output, "tar:"))
+	}
+	ref, err := name.ParseReference(output)
+	if err != nil {
+		return fmt.Errorf("output %q is neither oci:DIR, tar:FILE nor a registry reference: %w", output, err)
+	}
+	opts := append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}, remoteOpts...)
+	if r.Index != nil {
+		err = remote.WriteIndex(ref, r.Index, opts...)
+	} else {
+		err = remote.Write(ref, r.Image, opts...)
+	}
+	if err != nil {
+		return fmt.Errorf("pushing to %s: %w", ref, err)
+	}
+	return nil
+}
+
+func writeLayout(r *Result, dir string) error {
+	dir = filepath.Clean(dir)
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	lp, err := layout.Write(tmp, idx)
+	if err != nil {
+		return err
+	}
+	if r.Index != nil {
+		err = lp.AppendIndex(r.Index)
+	} else {
+		err = lp.AppendImage(r.Image)
+	}
+	if err != nil {
+		return fmt.Errorf("writing OCI layout: %w", err)
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	// Replace an existing output only once the new one is complete.
+	if _, err := os.Stat(dir); err == nil {
+		old := tmp + ".old"
+		if err := os.Rename(dir, old); err != nil {
+			return fmt.Errorf("replacing %s: %w", dir, err)
+		}
+		defer os.RemoveAll(old)
+	}
+	return os.Rename(tmp, dir)
+}
+
+func writeTarball(r *Result, file string) error {
+	if r.Index != nil {
+		return errMultiPlatformTar
+	}
+	tag, err := name.NewTag("mlenv.local/image:latest")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tarball.Write(tag, r.Image, tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", file, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), file)
+}
+
+// ReadImage opens IMAGE as the CLI contract spells it: oci:DIR (an OCI
+// layout with one entry), tar:FILE (docker save / mlenv tar output) or a
+// registry reference.
+func ReadImage(ctx context.Context, image string, remoteOpts ...remote.Option) (v1.Image, error) {
+	switch {
+	case strings.HasPrefix(image, "oci:"):
+		lp, err := layout.FromPath(strings.TrimPrefix(image, "oci:"))
+		if err != nil {
+			return nil, err
+		}
+		idx, err := lp.ImageIndex()
+		if err != nil {
+			return nil, err
+		}
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return nil, err
+		}
+		if len(im.Manifests) != 1 {
+			return nil, fmt.Errorf("%s holds %d entries; expected one", image, len(im.Manifests))
+		}
+		if im.Manifests[0].MediaType.IsIndex() {
+			return nil, fmt.Errorf("%s holds a multi-platform index; pick a platform", image)
+		}
+		return idx.Image(im.Manifests[0].Digest)
+	case strings.HasPrefix(image, "tar:"):
+		return tarball.ImageFromPath(strings.TrimPrefix(image, "tar:"), nil)
+	}
+	ref, err := name.ParseReference(image)
+	if err != nil {
+		return nil, err
+	}
+	opts := append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}, remoteOpts...)
+	return remote.Image(ref, opts...)
+}

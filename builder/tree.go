@@ -1,0 +1,163 @@
+package builder
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strings"
+)
+
+// A layer is first described as a tree of entries in memory (contents are
+// opened lazily) so that it can be checked as a whole (traversal, writes
+// through symlinks, duplicates) and then written in one deterministic order.
+
+type entryKind byte
+
+const (
+	kindDir     entryKind = 'd'
+	kindFile    entryKind = 'f'
+	kindSymlink entryKind = 'l'
+	kindHard    entryKind = 'h'
+)
+
+type entry struct {
+	path  string // clean, relative to the image root, no leading slash
+	kind  entryKind
+	mode  int64
+	size  int64
+	link  string // symlink target, or hardlink source path
+	owner string // who added it, for conflict messages
+	// open returns the file's content; data is used when open is nil.
+	open func() (io.ReadCloser, error)
+	data []byte
+	// check, when set, is given everything read and must accept it at EOF
+	// (RECORD hashes, tree hashes).
+	check func(content io.Reader) io.Reader
+	// implicit marks a parent folder nobody declared.
+	implicit bool
+}
+
+// tree is the content of one layer.
+type tree struct {
+	entries map[string]*entry
+}
+
+func newTree() *tree { return &tree{entries: map[string]*entry{}} }
+
+// PathError is an archive entry that would escape or corrupt the image.
+type PathError struct {
+	Owner, Path, Reason string
+}
+
+func (e *PathError) Error() string {
+	return fmt.Sprintf("%s: entry %q %s", e.Owner, e.Path, e.Reason)
+}
+
+// cleanPath validates an archive member name and returns it relative to the
+// root. Absolute names and any ".." component are refused outright rather
+// than silently rewritten: an archive that tries them is not trustworthy.
+func cleanPath(owner, name string) (string, error) {
+	if strings.ContainsRune(name, 0) {
+		return "", &PathError{owner, name, "contains a NUL byte"}
+	}
+	if strings.HasPrefix(name, "/") {
+		return "", &PathError{owner, name, "is an absolute path"}
+	}
+	n := strings.TrimPrefix(name, "./")
+	for _, part := range strings.Split(n, "/") {
+		if part == ".." {
+			return "", &PathError{owner, name, "climbs out of the root with \"..\""}
+		}
+	}
+	n = path.Clean("/" + n)[1:]
+	return n, nil
+}
+
+// add inserts e, creating implicit parents. It refuses a path whose parent
+// is a symlink (a write through a link can land anywhere), and two entries
+// at the same path unless both are folders.
+func (t *tree) add(e *entry) error {
+	if e.path == "" {
+		return nil // the root itself
+	}
+	parts := strings.Split(e.path, "/")
+	for i := 1; i < len(parts); i++ {
+		parent := strings.Join(parts[:i], "/")
+		p, ok := t.entries[parent]
+		switch {
+		case !ok:
+			t.entries[parent] = &entry{path: parent, kind: kindDir, mode: 0o755, owner: e.owner, implicit: true}
+		case p.kind == kindSymlink:
+			return &PathError{e.owner, e.path, fmt.Sprintf("is written through the symlink %q (-> %q): refused, it could write outside the image root", parent, p.link)}
+		case p.kind != kindDir:
+			return &PathError{e.owner, e.path, fmt.Sprintf("has the file %q as a parent folder", parent)}
+		}
+	}
+	if prev, ok := t.entries[e.path]; ok {
+		if prev.kind == kindDir && e.kind == kindDir {
+			if prev.implicit {
+				prev.mode, prev.implicit, prev.owner = e.mode, false, e.owner
+			}
+			return nil
+		}
+		if prev.owner == e.owner {
+			return &PathError{e.owner, e.path, "appears twice in the archive"}
+		}
+		return &PathError{e.owner, e.path, fmt.Sprintf("is also provided by %s", prev.owner)}
+	}
+	if e.kind == kindSymlink {
+		// A link placed over a folder that already has children would
+		// redirect them.
+		prefix := e.path + "/"
+		for p := range t.entries {
+			if strings.HasPrefix(p, prefix) {
+				return &PathError{e.owner, e.path, fmt.Sprintf("is a symlink but %q lies below it", p)}
+			}
+		}
+	}
+	if e.kind == kindHard {
+		src, ok := t.entries[e.link]
+		if !ok || src.kind != kindFile {
+			return &PathError{e.owner, e.path, fmt.Sprintf("is a hard link to %q, which is not a file earlier in the same archive", e.link)}
+		}
+	}
+	t.entries[e.path] = e
+	return nil
+}
+
+func (t *tree) addData(owner, p string, mode int64, data []byte) error {
+	return t.add(&entry{path: p, kind: kindFile, mode: mode, size: int64(len(data)), data: data, owner: owner})
+}
+
+// sorted returns the entries in byte order of path: parents precede
+// children because "a" < "a/b".
+func (t *tree) sorted() []*entry {
+	out := make([]*entry, 0, len(t.entries))
+	for _, e := range t.entries {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
+	return out
+}
+
+func (e *entry) reader() (io.ReadCloser, error) {
+	var rc io.ReadCloser
+	if e.open != nil {
+		r, err := e.open()
+		if err != nil {
+			return nil, err
+		}
+		rc = r
+	} else {
+		rc = io.NopCloser(bytes.NewReader(e.data))
+	}
+	if e.check != nil {
+		return struct {
+			io.Reader
+			io.Closer
+		}{e.check(rc), rc}, nil
+	}
+	return rc, nil
+}

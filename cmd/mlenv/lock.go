@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mlenv/mlenv/internal/cas"
+	"github.com/mlenv/mlenv/lockfile"
+)
+
+func newLockCmd() *cobra.Command {
+	var intentFile, lockFile string
+	var check bool
+	cmd := &cobra.Command{
+		Use:   "lock",
+		Short: "Pin every input of mlenv.yaml into mlenv.lock",
+		Long: `lock reads the intent (mlenv.yaml) and writes mlenv.lock, where the base image is
+a digest and every wheel, deb and file set has a URI, a sha256 and a size. It pins;
+it does not resolve Python dependencies: give it pylock.toml, uv.lock or a
+requirements file with --hash.`,
+		Example: `  mlenv lock                      # mlenv.yaml -> mlenv.lock
+  mlenv lock -f env/mlenv.yaml -o env/mlenv.lock
+  mlenv lock --check              # exit 1 if mlenv.lock no longer matches mlenv.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			in, err := lockfile.LoadIntent(intentFile)
+			if err != nil {
+				return err
+			}
+			if lockFile == "" {
+				lockFile = filepath.Join(in.Dir, "mlenv.lock")
+			}
+			if filepath.Clean(filepath.Dir(lockFile)) != filepath.Clean(in.Dir) {
+				return fmt.Errorf("the lock must sit in the same folder as %s (its relative paths start there)", intentFile)
+			}
+			cacheDir, err := cas.DefaultDir()
+			if err != nil {
+				return err
+			}
+			r := &lockfile.Resolver{
+				Fetcher: &cas.Fetcher{Cache: &cas.Cache{Dir: cacheDir}, BaseDir: in.Dir},
+				Warn:    func(s string) { fmt.Fprintln(os.Stderr, "warning:", s) },
+			}
+			l, err := r.Resolve(cmd.Context(), in)
+			if err != nil {
+				return err
+			}
+			b, err := l.Encode()
+			if err != nil {
+				return err
+			}
+			if check {
+				old, err := os.ReadFile(lockFile)
+				if err != nil {
+					return exitCode(1, fmt.Errorf("%s: %w", lockFile, err))
+				}
+				if !bytes.Equal(old, b) {
+					return exitCode(1, fmt.Errorf("%s is stale: it no longer matches %s; run `mlenv lock`", lockFile, intentFile))
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s is up to date\n", lockFile)
+				return nil
+			}
+			if err := writeFileAtomic(lockFile, b); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (%d wheels, %d debs, %d file sets)\n", lockFile, len(l.Wheels), len(l.Debs), len(l.Files))
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&intentFile, "file", "f", "mlenv.yaml", "the intent to lock")
+	cmd.Flags().StringVarP(&lockFile, "output", "o", "", "where to write the lock (default: mlenv.lock next to the intent)")
+	cmd.Flags().BoolVar(&check, "check", false, "write nothing; exit 1 when the lock is stale")
+	return cmd
+}
+
+// writeFileAtomic writes next to the target and renames: a reader never
+// sees half a file, and a failure leaves the old file.
+func writeFileAtomic(p string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), p)
+}

@@ -1,0 +1,52 @@
+// Command mlenv builds reproducible ML images, fingerprints hosts, and signs
+// and checks what it made. This package holds flags, output and exit codes
+// only; the work is done by the packages it calls.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// exitError carries an exit code through cobra (1 = "no", 2 = "could not").
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func exitCode(code int, err error) error { return &exitError{code: code, err: err} }
+
+func main() {
+	root := newRoot()
+	if err := root.Execute(); err != nil {
+		code := 2
+		var ee *exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		if err.Error() != "" {
+			fmt.Fprintln(os.Stderr, "mlenv:", err)
+		}
+		os.Exit(code)
+	}
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "mlenv",
+		Short: "Reproducible, provable ML environments",
+		Long: `mlenv builds bit-for-bit reproducible OCI images from a lockfile, fingerprints
+the GPU/CPU/driver host, and signs what it made as in-toto attestations.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newVersionCmd(), newLockCmd(), newBuildCmd(), newFingerprintCmd(),
+		newGenerateKeyPairCmd(), newSignCmd(), newAttestCmd(), newVerifyCmd(), newDiffCmd())
+	return root
+}

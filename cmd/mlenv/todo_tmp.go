@@ -1,0 +1,12 @@
+package main
+
+import "github.com/spf13/cobra"
+
+func newFingerprintCmd() *cobra.Command {
+	return notImplemented("fingerprint", "Describe this host", "in progress")
+}
+func newGenerateKeyPairCmd() *cobra.Command {
+	return notImplemented("generate-key-pair", "Write cosign.key and cosign.pub", "in progress")
+}
+func newSignCmd() *cobra.Command   { return notImplemented("sign", "Sign an image", "in progress") }
+func newAttestCmd() *cobra.Command { return notImplemented("attest", "Attest an image", "in progress") }

@@ -1,0 +1,149 @@
+// Package cas is mlenv's content-addressed cache: blobs stored under their
+// sha256, written atomically (temporary file, then rename), verified against
+// their digest before anyone reads them. Two builds may share one cache: a
+// blob is either absent or complete and correct.
+package cas
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+var hexDigest = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// ErrMissing is returned (wrapped) when an offline lookup finds no blob.
+var ErrMissing = errors.New("not in the cache")
+
+// Cache is a folder of blobs: DIR/blobs/sha256/<hex>.
+type Cache struct {
+	Dir string
+}
+
+// DefaultDir is $XDG_CACHE_HOME/mlenv, else ~/.cache/mlenv.
+func DefaultDir() (string, error) {
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "mlenv"), nil
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache folder: set XDG_CACHE_HOME: %w", err)
+	}
+	return filepath.Join(d, "mlenv"), nil
+}
+
+// ParseSHA256 accepts "sha256:<hex>" or "<hex>" and returns the hex part.
+func ParseSHA256(s string) (string, error) {
+	h := strings.TrimPrefix(s, "sha256:")
+	if !hexDigest.MatchString(h) {
+		return "", fmt.Errorf("%q is not a sha256 digest (64 lowercase hex characters, optionally prefixed sha256:)", s)
+	}
+	return h, nil
+}
+
+// Path is where the blob with this hex digest lives (whether or not present).
+func (c *Cache) Path(hexsum string) string {
+	return filepath.Join(c.Dir, "blobs", "sha256", hexsum)
+}
+
+// Has reports whether the blob is present with the expected size (-1: any).
+// Content is verified when the blob is opened with Open.
+func (c *Cache) Has(hexsum string, size int64) bool {
+	fi, err := os.Stat(c.Path(hexsum))
+	return err == nil && fi.Mode().IsRegular() && (size < 0 || fi.Size() == size)
+}
+
+// Verify re-hashes a cached blob; a blob that no longer matches (disk
+// corruption, a hand edit) is removed so that the next fetch replaces it.
+func (c *Cache) Verify(hexsum string) error {
+	p := c.Path(hexsum)
+	f, err := os.Open(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("blob sha256:%s: %w", hexsum, ErrMissing)
+		}
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("reading cached blob %s: %w", p, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != hexsum {
+		os.Remove(p)
+		return fmt.Errorf("cached blob %s was corrupt (sha256 %s), removed it: run the build again to fetch it anew", p, got)
+	}
+	return nil
+}
+
+// Put copies r into the cache, hashing as it writes, and commits the blob
+// only if its sha256 (and size, when size >= 0) match. On any mismatch or
+// error nothing is left behind.
+func (c *Cache) Put(r io.Reader, hexsum string, size int64) error {
+	_, _, err := c.put(r, hexsum, size)
+	return err
+}
+
+// PutUnknown stores r under whatever digest it has and returns that digest.
+func (c *Cache) PutUnknown(r io.Reader) (hexsum string, size int64, err error) {
+	return c.put(r, "", -1)
+}
+
+func (c *Cache) put(r io.Reader, want string, size int64) (string, int64, error) {
+	dir := filepath.Join(c.Dir, "blobs", "sha256")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", 0, fmt.Errorf("creating cache folder: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return "", 0, fmt.Errorf("creating cache file: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), r)
+	if err != nil {
+		return "", n, err
+	}
+	if size >= 0 && n != size {
+		return "", n, &MismatchError{What: "size", Want: fmt.Sprint(size), Got: fmt.Sprint(n)}
+	}
+	got := hex.EncodeToString(h.Sum(nil))
+	if want != "" && got != want {
+		return "", n, &MismatchError{What: "sha256", Want: want, Got: got}
+	}
+	if err := tmp.Sync(); err != nil {
+		return "", n, err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", n, err
+	}
+	if err := os.Rename(tmp.Name(), c.Path(got)); err != nil {
+		return "", n, fmt.Errorf("committing cache blob: %w", err)
+	}
+	committed = true
+	return got, n, nil
+}
+
+// MismatchError says that content did not match what the lock pins.
+type MismatchError struct {
+	What, Want, Got string
+}
+
+func (e *MismatchError) Error() string {
+	if e.What == "size" {
+		return fmt.Sprintf("size mismatch: the lock says %s bytes, got %s (truncated or changed download?)", e.Want, e.Got)
+	}
+	return fmt.Sprintf("sha256 mismatch: the lock says %s, the content is %s", e.Want, e.Got)
+}

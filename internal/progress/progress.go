@@ -1,0 +1,97 @@
+// Package progress shows progress of long work on stderr when, and only when,
+// stderr is a terminal: CI logs stay quiet and plain.
+package progress
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/term"
+)
+
+// Reporter counts units of work (bytes, files) under a label and redraws one
+// status line at most every 200ms. The zero value and nil are silent.
+type Reporter struct {
+	mu      sync.Mutex
+	w       io.Writer
+	label   string
+	total   int64
+	done    int64
+	bytes   bool
+	last    time.Time
+	enabled bool
+}
+
+// ForStderr returns a Reporter that draws on stderr if it is a terminal and
+// is silent otherwise.
+func ForStderr(label string, total int64, bytes bool) *Reporter {
+	fd := int(os.Stderr.Fd())
+	return &Reporter{w: os.Stderr, label: label, total: total, bytes: bytes, enabled: term.IsTerminal(fd)}
+}
+
+// Add records n more units done.
+func (r *Reporter) Add(n int64) {
+	if r == nil || !r.enabled {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.done += n
+	if time.Since(r.last) < 200*time.Millisecond && r.done < r.total {
+		return
+	}
+	r.last = time.Now()
+	fmt.Fprintf(r.w, "\r\033[K%s %s", r.label, r.render())
+}
+
+// Done ends the status line.
+func (r *Reporter) Done() {
+	if r == nil || !r.enabled {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fmt.Fprintf(r.w, "\r\033[K%s %s\n", r.label, r.render())
+}
+
+func (r *Reporter) render() string {
+	if r.bytes {
+		return fmt.Sprintf("%s / %s", human(r.done), human(r.total))
+	}
+	return fmt.Sprintf("%d / %d", r.done, r.total)
+}
+
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// Writer wraps w so that every write is counted.
+func (r *Reporter) Writer(w io.Writer) io.Writer {
+	if r == nil || !r.enabled {
+		return w
+	}
+	return countingWriter{w: w, r: r}
+}
+
+type countingWriter struct {
+	w io.Writer
+	r *Reporter
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.r.Add(int64(n))
+	return n, err
+}

@@ -1,0 +1,223 @@
+// Package testutil makes fixtures (wheels, debs) from their formats, so
+// that tests and examples need nothing downloaded, and runs an in-process
+// registry on 127.0.0.1.
+package testutil
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+// fixedTime keeps generated fixtures byte-identical from run to run.
+var fixedTime = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// ZipEntry is one member of a generated zip.
+type ZipEntry struct {
+	Name string
+	Body []byte
+	Mode uint32 // unix mode, 0 = 0644
+}
+
+// Zip writes entries in order, deterministically.
+func Zip(entries []ZipEntry) []byte {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, e := range entries {
+		h := &zip.FileHeader{Name: e.Name, Method: zip.Deflate, Modified: fixedTime}
+		mode := e.Mode
+		if mode == 0 {
+			mode = 0o100644
+		}
+		h.CreatorVersion = 3 << 8 // unix, so the mode is honoured
+		h.ExternalAttrs = mode << 16
+		w, err := zw.CreateHeader(h)
+		if err != nil {
+			panic(err)
+		}
+		w.Write(e.Body)
+	}
+	if err := zw.Close(); err != nil {
+		panic(err)
+	}
+	return buf.Bytes()
+}
+
+// Wheel describes a wheel to generate.
+type Wheel struct {
+	Name, Version string
+	// Files maps archive paths (relative to the wheel root) to contents.
+	Files map[string]string
+	// EntryPoints is the text of entry_points.txt ("" for none).
+	EntryPoints string
+	Tag         string // default py3-none-any
+	// Mutate may change the entries before RECORD is computed (nil: none);
+	// MutateAfter after (to make RECORD lie).
+	MutateAfter func([]ZipEntry) []ZipEntry
+}
+
+// Filename is the wheel's file name.
+func (w Wheel) Filename() string {
+	tag := w.Tag
+	if tag == "" {
+		tag = "py3-none-any"
+	}
+	return fmt.Sprintf("%s-%s-%s.whl", w.Name, w.Version, tag)
+}
+
+// Bytes builds the wheel with a correct RECORD.
+func (w Wheel) Bytes() []byte {
+	tag := w.Tag
+	if tag == "" {
+		tag = "py3-none-any"
+	}
+	di := w.Name + "-" + w.Version + ".dist-info"
+	files := map[string]string{}
+	for k, v := range w.Files {
+		files[k] = v
+	}
+	files[di+"/METADATA"] = fmt.Sprintf("Metadata-Version: 2.1\nName: %s\nVersion: %s\nLicense: MIT\n", w.Name, w.Version)
+	files[di+"/WHEEL"] = fmt.Sprintf("Wheel-Version: 1.0\nGenerator: mlenv-testutil\nRoot-Is-Purelib: true\nTag: %s\n", tag)
+	if w.EntryPoints != "" {
+		files[di+"/entry_points.txt"] = w.EntryPoints
+	}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var entries []ZipEntry
+	var record strings.Builder
+	for _, n := range names {
+		body := []byte(files[n])
+		mode := uint32(0)
+		if strings.Contains(n, ".data/scripts/") {
+			mode = 0o100755
+		}
+		entries = append(entries, ZipEntry{Name: n, Body: body, Mode: mode})
+		sum := sha256.Sum256(body)
+		fmt.Fprintf(&record, "%s,sha256=%s,%d\n", n, base64.RawURLEncoding.EncodeToString(sum[:]), len(body))
+	}
+	fmt.Fprintf(&record, "%s/RECORD,,\n", di)
+	entries = append(entries, ZipEntry{Name: di + "/RECORD", Body: []byte(record.String())})
+	if w.MutateAfter != nil {
+		entries = w.MutateAfter(entries)
+	}
+	return Zip(entries)
+}
+
+// TarEntry is one member of a generated tar.
+type TarEntry struct {
+	Name     string
+	Body     string
+	Mode     int64
+	Type     byte // tar.TypeReg by default
+	Linkname string
+}
+
+// Tar writes entries in the given order with fixed metadata.
+func Tar(entries []TarEntry) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		typ := e.Type
+		if typ == 0 {
+			typ = tar.TypeReg
+		}
+		mode := e.Mode
+		if mode == 0 {
+			mode = 0o644
+			if typ == tar.TypeDir {
+				mode = 0o755
+			}
+		}
+		h := &tar.Header{Name: e.Name, Mode: mode, Typeflag: typ, Linkname: e.Linkname, ModTime: fixedTime, Format: tar.FormatGNU}
+		if typ == tar.TypeReg {
+			h.Size = int64(len(e.Body))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			panic(err)
+		}
+		if typ == tar.TypeReg {
+			tw.Write([]byte(e.Body))
+		}
+	}
+	tw.Close()
+	return buf.Bytes()
+}
+
+// Deb describes a Debian package to generate.
+type Deb struct {
+	Package, Version, Arch string
+	Depends                string
+	Files                  []TarEntry
+	// Compression of data.tar: "gz" (default), "xz" or "zst".
+	Compression string
+}
+
+// Filename is the conventional file name.
+func (d Deb) Filename() string { return fmt.Sprintf("%s_%s_%s.deb", d.Package, d.Version, d.Arch) }
+
+// Bytes builds the .deb: ar with debian-binary, control.tar.gz, data.tar.*.
+func (d Deb) Bytes() []byte {
+	control := fmt.Sprintf("Package: %s\nVersion: %s\nArchitecture: %s\nMaintainer: mlenv tests <tests@example.invalid>\n", d.Package, d.Version, d.Arch)
+	if d.Depends != "" {
+		control += "Depends: " + d.Depends + "\n"
+	}
+	control += "Description: test package\n generated by mlenv's test fixtures\n"
+	ctl := gz(Tar([]TarEntry{{Name: "./", Type: tar.TypeDir}, {Name: "./control", Body: control}}))
+	data := Tar(d.Files)
+	name := "data.tar.gz"
+	switch d.Compression {
+	case "xz":
+		var b bytes.Buffer
+		w, _ := xz.NewWriter(&b)
+		w.Write(data)
+		w.Close()
+		data, name = b.Bytes(), "data.tar.xz"
+	case "zst":
+		enc, _ := zstd.NewWriter(nil)
+		data, name = enc.EncodeAll(data, nil), "data.tar.zst"
+	default:
+		data = gz(data)
+	}
+	return Ar([]ArMember{{"debian-binary", []byte("2.0\n")}, {"control.tar.gz", ctl}, {name, data}})
+}
+
+// ArMember is one member of an ar archive.
+type ArMember struct {
+	Name string
+	Body []byte
+}
+
+// Ar writes a System V ar archive as dpkg-deb does.
+func Ar(members []ArMember) []byte {
+	var b bytes.Buffer
+	b.WriteString("!<arch>\n")
+	for _, m := range members {
+		fmt.Fprintf(&b, "%-16s%-12d%-6d%-6d%-8o%-10d`\n", m.Name, 0, 0, 0, 0o100644, len(m.Body))
+		b.Write(m.Body)
+		if len(m.Body)%2 == 1 {
+			b.WriteByte('\n')
+		}
+	}
+	return b.Bytes()
+}
+
+func gz(b []byte) []byte {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	zw.Write(b)
+	zw.Close()
+	return buf.Bytes()
+}

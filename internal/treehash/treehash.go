@@ -1,0 +1,160 @@
+// Package treehash gives a local file or folder one sha256 that covers
+// names, kinds, normalised modes and contents, so that a lock can pin an
+// application folder the way it pins a wheel. The builder recomputes it
+// while it writes the layer and refuses a folder that changed.
+package treehash
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Entry is one file system object below the root, path slash-separated
+// and relative ("" is the root itself when the root is a file).
+type Entry struct {
+	Path string
+	Kind byte // 'd' dir, 'f' file, 'l' symlink
+	Mode int64
+	Size int64
+	// Link is a symlink's target.
+	Link string
+	// Abs is where to read a file's content.
+	Abs string
+}
+
+// NormMode is the mode mlenv writes: 0755 for folders and files with any
+// executable bit, 0644 for other files. The host's umask never leaks.
+func NormMode(kind byte, perm fs.FileMode) int64 {
+	if kind == 'd' || kind == 'l' || perm&0o111 != 0 {
+		if kind == 'l' {
+			return 0o777
+		}
+		return 0o755
+	}
+	return 0o644
+}
+
+// Walk lists root (a file or folder) in byte order of path, parents first.
+// Anything but folders, files and symlinks (devices, sockets) is an error.
+func Walk(root string) ([]Entry, error) {
+	fi, err := os.Lstat(root)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		e, err := entryFor(root, "", fi)
+		if err != nil {
+			return nil, err
+		}
+		return []Entry{e}, nil
+	}
+	var out []Entry
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == root {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		e, err := entryFor(p, filepath.ToSlash(rel), info)
+		if err != nil {
+			return err
+		}
+		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, nil
+}
+
+func entryFor(abs, rel string, fi fs.FileInfo) (Entry, error) {
+	e := Entry{Path: rel, Abs: abs}
+	switch {
+	case fi.Mode().IsDir():
+		e.Kind = 'd'
+	case fi.Mode().IsRegular():
+		e.Kind = 'f'
+		e.Size = fi.Size()
+	case fi.Mode()&fs.ModeSymlink != 0:
+		e.Kind = 'l'
+		t, err := os.Readlink(abs)
+		if err != nil {
+			return e, err
+		}
+		e.Link = t
+	default:
+		return e, fmt.Errorf("%s: %s is neither a file, a folder nor a symlink", abs, fi.Mode().Type())
+	}
+	e.Mode = NormMode(e.Kind, fi.Mode().Perm())
+	if strings.ContainsAny(rel, "\n\x00") {
+		return e, fmt.Errorf("%q: file names with newlines are not supported", abs)
+	}
+	return e, nil
+}
+
+// Hasher accumulates the tree hash entry by entry, in Walk order.
+type Hasher struct {
+	h hash.Hash
+}
+
+// New starts a tree hash.
+func New() *Hasher { return &Hasher{h: sha256.New()} }
+
+// Add records one entry; contentSHA is the hex sha256 of a file's bytes.
+func (t *Hasher) Add(e Entry, contentSHA string) {
+	fmt.Fprintf(t.h, "%c %o %d %s %q %q\n", e.Kind, e.Mode, e.Size, contentSHA, e.Path, e.Link)
+}
+
+// Sum is the hex tree hash.
+func (t *Hasher) Sum() string { return hex.EncodeToString(t.h.Sum(nil)) }
+
+// Hash walks root and returns its tree hash, total file bytes and count.
+func Hash(root string) (sum string, size int64, files int, err error) {
+	entries, err := Walk(root)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	t := New()
+	for _, e := range entries {
+		content := ""
+		if e.Kind == 'f' {
+			content, err = fileSHA(e.Abs)
+			if err != nil {
+				return "", 0, 0, err
+			}
+			size += e.Size
+			files++
+		}
+		t.Add(e, content)
+	}
+	return t.Sum(), size, files, nil
+}
+
+func fileSHA(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("reading %s: %w", p, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -1,0 +1,128 @@
+package lockfile
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// FieldError locates a problem in an input file: file, line and field path,
+// plus what to do about it.
+type FieldError struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string {
+	loc := e.File
+	if e.Line > 0 {
+		loc += ":" + strconv.Itoa(e.Line)
+	}
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s: %s", loc, e.Field, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", loc, e.Msg)
+}
+
+// locator finds the line of a field path ("debs[1].sha256") in a parsed
+// YAML (or JSON) document, so that validation errors after decoding can
+// still point at the line.
+type locator struct {
+	file string
+	root *yaml.Node
+}
+
+func (l locator) errf(field, format string, args ...any) *FieldError {
+	return &FieldError{File: l.file, Line: l.line(field), Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (l locator) line(path string) int {
+	n := l.root
+	if n == nil {
+		return 0
+	}
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	best := n.Line
+	for _, part := range splitPath(path) {
+		next := child(n, part)
+		if next == nil {
+			break
+		}
+		n = next
+		best = n.Line
+	}
+	return best
+}
+
+func splitPath(path string) []string {
+	var parts []string
+	for _, seg := range strings.Split(path, ".") {
+		for seg != "" {
+			i := strings.IndexByte(seg, '[')
+			if i < 0 {
+				parts = append(parts, seg)
+				break
+			}
+			if i > 0 {
+				parts = append(parts, seg[:i])
+			}
+			j := strings.IndexByte(seg, ']')
+			if j < i {
+				break
+			}
+			parts = append(parts, seg[i:j+1])
+			seg = seg[j+1:]
+		}
+	}
+	return parts
+}
+
+func child(n *yaml.Node, part string) *yaml.Node {
+	if strings.HasPrefix(part, "[") {
+		i, err := strconv.Atoi(strings.Trim(part, "[]"))
+		if err != nil || n.Kind != yaml.SequenceNode || i < 0 || i >= len(n.Content) {
+			return nil
+		}
+		return n.Content[i]
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == part {
+			// Point at the value; for a scalar that is the key's line.
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// decodeStrict parses data (YAML or JSON) into v, rejecting unknown fields,
+// and returns the node tree for later line lookups. Errors name the file and
+// the line.
+func decodeStrict(file string, data []byte, v any) (locator, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return locator{}, &FieldError{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	loc := locator{file: file, root: &root}
+	if root.Kind == 0 {
+		return loc, &FieldError{File: file, Msg: "file is empty"}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		msg := err.Error()
+		msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n")
+		msg = strings.TrimPrefix(msg, "yaml: ")
+		return loc, &FieldError{File: file, Msg: strings.TrimSpace(msg)}
+	}
+	return loc, nil
+}

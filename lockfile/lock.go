@@ -1,0 +1,281 @@
+package lockfile
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/mlenv/mlenv/internal/canon"
+)
+
+// LockVersion is the version of the mlenv.lock format this code writes.
+const LockVersion = 1
+
+var sha256Re = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// Lock is mlenv.lock: every input of a build pinned by URI, sha256 and size.
+// It is written as canonical JSON so that its own sha256 identifies it.
+type Lock struct {
+	LockVersion int         `json:"lockVersion" yaml:"lockVersion"`
+	Name        string      `json:"name,omitempty" yaml:"name,omitempty"`
+	Epoch       int64       `json:"epoch" yaml:"epoch"`
+	Platforms   []string    `json:"platforms" yaml:"platforms"`
+	Base        Base        `json:"base" yaml:"base"`
+	Python      *Python     `json:"python,omitempty" yaml:"python,omitempty"`
+	Wheels      []Wheel     `json:"wheels,omitempty" yaml:"wheels,omitempty"`
+	Debs        []Deb       `json:"debs,omitempty" yaml:"debs,omitempty"`
+	Files       []FileSet   `json:"files,omitempty" yaml:"files,omitempty"`
+	Config      ImageConfig `json:"config" yaml:"config"`
+	Compression Compression `json:"compression" yaml:"compression"`
+}
+
+// Base is the image the build starts from.
+type Base struct {
+	// Ref is "scratch", a registry reference or "oci:DIR".
+	Ref string `json:"ref" yaml:"ref"`
+	// Digest is the manifest or index digest Ref resolved to.
+	Digest string `json:"digest,omitempty" yaml:"digest,omitempty"`
+	// Manifests maps each target platform to its manifest digest.
+	Manifests map[string]string `json:"manifests,omitempty" yaml:"manifests,omitempty"`
+}
+
+// IsScratch reports whether the build starts from an empty image.
+func (b Base) IsScratch() bool { return b.Ref == "scratch" }
+
+// Python records where wheels are installed.
+type Python struct {
+	Version      string `json:"version" yaml:"version"`
+	Prefix       string `json:"prefix" yaml:"prefix"`
+	SitePackages string `json:"sitePackages" yaml:"sitePackages"`
+	Interpreter  string `json:"interpreter" yaml:"interpreter"`
+	Libc         string `json:"libc" yaml:"libc"`
+}
+
+// Artifact is a pinned file: where it comes from and what it must hash to.
+type Artifact struct {
+	URI    string `json:"uri" yaml:"uri"`
+	SHA256 string `json:"sha256" yaml:"sha256"`
+	Size   int64  `json:"size" yaml:"size"`
+}
+
+// Wheel is a pinned wheel and the platforms that install it.
+type Wheel struct {
+	Name      string   `json:"name" yaml:"name"`
+	Version   string   `json:"version" yaml:"version"`
+	Filename  string   `json:"filename" yaml:"filename"`
+	Platforms []string `json:"platforms" yaml:"platforms"`
+	Artifact  `yaml:",inline"`
+}
+
+// Deb is a pinned Debian package, identity read from its control file.
+type Deb struct {
+	Package      string   `json:"package" yaml:"package"`
+	Version      string   `json:"version" yaml:"version"`
+	Architecture string   `json:"architecture" yaml:"architecture"`
+	Platforms    []string `json:"platforms" yaml:"platforms"`
+	Artifact     `yaml:",inline"`
+}
+
+// FileSet is a local file or folder copied to Dst; SHA256 is its tree hash.
+type FileSet struct {
+	Src    string `json:"src" yaml:"src"`
+	Dst    string `json:"dst" yaml:"dst"`
+	SHA256 string `json:"sha256" yaml:"sha256"`
+	Size   int64  `json:"size" yaml:"size"`
+	Files  int    `json:"files" yaml:"files"`
+}
+
+// ImageConfig is what goes into the OCI image config.
+type ImageConfig struct {
+	Env          []string          `json:"env,omitempty" yaml:"env,omitempty"`
+	Workdir      string            `json:"workdir,omitempty" yaml:"workdir,omitempty"`
+	User         string            `json:"user,omitempty" yaml:"user,omitempty"`
+	Entrypoint   []string          `json:"entrypoint,omitempty" yaml:"entrypoint,omitempty"`
+	Cmd          []string          `json:"cmd,omitempty" yaml:"cmd,omitempty"`
+	Labels       map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
+	ExposedPorts []string          `json:"exposedPorts,omitempty" yaml:"exposedPorts,omitempty"`
+}
+
+// Compression fixes the layer compressor; it is part of what makes a build
+// reproducible and is recorded in provenance.
+type Compression struct {
+	Algorithm string `json:"algorithm" yaml:"algorithm"`
+	Level     int    `json:"level" yaml:"level"`
+}
+
+// Encode returns the canonical bytes of the lock (sorted, indented, stable).
+func (l *Lock) Encode() ([]byte, error) {
+	l.sortStable()
+	return canon.Indent(l)
+}
+
+// Digest is "sha256:<hex>" of the canonical encoding: the lock's identity,
+// stamped into the image config.
+func (l *Lock) Digest() (string, error) {
+	b, err := l.Encode()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+func (l *Lock) sortStable() {
+	sort.Slice(l.Wheels, func(i, j int) bool {
+		a, b := l.Wheels[i], l.Wheels[j]
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		return a.Filename < b.Filename
+	})
+	sort.Slice(l.Debs, func(i, j int) bool {
+		a, b := l.Debs[i], l.Debs[j]
+		if a.Package != b.Package {
+			return a.Package < b.Package
+		}
+		return a.Architecture < b.Architecture
+	})
+	sort.Strings(l.Config.Env)
+	sort.Strings(l.Config.ExposedPorts)
+}
+
+// WheelsFor returns the wheels installed on platform, in lock order.
+func (l *Lock) WheelsFor(platform string) []Wheel {
+	var out []Wheel
+	for _, w := range l.Wheels {
+		if contains(w.Platforms, platform) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// DebsFor returns the debs installed on platform, in lock order.
+func (l *Lock) DebsFor(platform string) []Deb {
+	var out []Deb
+	for _, d := range l.Debs {
+		if contains(d.Platforms, platform) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// LoadLock reads and validates mlenv.lock.
+func LoadLock(file string) (*Lock, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading the lock: %w (run `mlenv lock` to create it)", err)
+	}
+	return ParseLock(file, data)
+}
+
+// ParseLock parses and validates a lock; file names the source in errors.
+func ParseLock(file string, data []byte) (*Lock, error) {
+	var l Lock
+	// The lock is JSON, which YAML parses too; going through the YAML
+	// parser gives line numbers for every error.
+	loc, err := decodeStrict(file, bytes.TrimSpace(data), &l)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.validate(loc); err != nil {
+		return nil, err
+	}
+	return &l, nil
+}
+
+func (l *Lock) validate(loc locator) error {
+	if l.LockVersion != LockVersion {
+		return loc.errf("lockVersion", "is %d; this mlenv reads version %d", l.LockVersion, LockVersion)
+	}
+	if len(l.Platforms) == 0 {
+		return loc.errf("platforms", "is empty")
+	}
+	for i, p := range l.Platforms {
+		if !platformRe.MatchString(p) {
+			return loc.errf(fmt.Sprintf("platforms[%d]", i), "%q is not supported", p)
+		}
+	}
+	if l.Base.Ref == "" {
+		return loc.errf("base.ref", "is required")
+	}
+	if !l.Base.IsScratch() {
+		for _, p := range l.Platforms {
+			if !strings.HasPrefix(l.Base.Manifests[p], "sha256:") {
+				return loc.errf("base.manifests", "has no manifest digest for %s: run `mlenv lock` again", p)
+			}
+		}
+	}
+	checkArt := func(field string, a Artifact) error {
+		if a.URI == "" {
+			return loc.errf(field+".uri", "is required")
+		}
+		if !sha256Re.MatchString(a.SHA256) {
+			return loc.errf(field+".sha256", "%q is not a sha256 hex digest", a.SHA256)
+		}
+		if a.Size < 0 {
+			return loc.errf(field+".size", "is negative")
+		}
+		return nil
+	}
+	seenFile := map[string]bool{}
+	for i, w := range l.Wheels {
+		f := fmt.Sprintf("wheels[%d]", i)
+		if err := checkArt(f, w.Artifact); err != nil {
+			return err
+		}
+		if _, err := ParseWheelFilename(w.Filename); err != nil {
+			return loc.errf(f+".filename", "%v", err)
+		}
+		if seenFile[w.Filename] {
+			return loc.errf(f+".filename", "%s is listed twice", w.Filename)
+		}
+		seenFile[w.Filename] = true
+	}
+	if len(l.Wheels) > 0 && l.Python == nil {
+		return loc.errf("python", "is required when wheels are locked")
+	}
+	seenDeb := map[string]bool{}
+	for i, d := range l.Debs {
+		f := fmt.Sprintf("debs[%d]", i)
+		if err := checkArt(f, d.Artifact); err != nil {
+			return err
+		}
+		key := d.Package + ":" + d.Architecture
+		if seenDeb[key] {
+			return loc.errf(f+".package", "%s is listed twice", key)
+		}
+		seenDeb[key] = true
+	}
+	for i, fs := range l.Files {
+		f := fmt.Sprintf("files[%d]", i)
+		if !sha256Re.MatchString(fs.SHA256) {
+			return loc.errf(f+".sha256", "%q is not a sha256 hex digest", fs.SHA256)
+		}
+		if !path.IsAbs(fs.Dst) {
+			return loc.errf(f+".dst", "must be absolute")
+		}
+	}
+	switch l.Compression.Algorithm {
+	case "gzip", "zstd":
+	default:
+		return loc.errf("compression.algorithm", "%q is not gzip or zstd", l.Compression.Algorithm)
+	}
+	return nil
+}
