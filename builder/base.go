@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -41,8 +44,7 @@ func loadBase(ctx context.Context, o Options, platform string) (v1.Image, error)
 		}
 		return verifiedDigest(img, h, b.Ref)
 	}
-	store := layout.Path(o.Cache.Dir)
-	if img, err := store.Image(h); err == nil && imageComplete(o.Cache, img) {
+	if img, err := cachedImage(o.Cache, h); err == nil && imageComplete(o.Cache, img) {
 		return img, nil
 	}
 	if o.Offline {
@@ -61,8 +63,69 @@ func loadBase(ctx context.Context, o Options, platform string) (v1.Image, error)
 	if err := storeImage(o.Cache, rimg, h); err != nil {
 		return nil, fmt.Errorf("caching base %s: %w", dref, err)
 	}
-	return store.Image(h)
+	return cachedImage(o.Cache, h)
 }
+
+// cachedImage reads an image whose manifest, config and layers are blobs
+// in the cache.
+func cachedImage(c *cas.Cache, h v1.Hash) (v1.Image, error) {
+	if !c.Has(h.Hex, -1) {
+		return nil, fmt.Errorf("manifest %s: %w", h, cas.ErrMissing)
+	}
+	return partial.CompressedToImage(&cacheImageCore{c: c, digest: h})
+}
+
+type cacheImageCore struct {
+	c      *cas.Cache
+	digest v1.Hash
+}
+
+func (ci *cacheImageCore) RawManifest() ([]byte, error) { return os.ReadFile(ci.c.Path(ci.digest.Hex)) }
+
+func (ci *cacheImageCore) MediaType() (types.MediaType, error) {
+	m, err := partial.Manifest(ci)
+	if err != nil {
+		return "", err
+	}
+	if m.MediaType == "" {
+		return types.OCIManifestSchema1, nil
+	}
+	return m.MediaType, nil
+}
+
+func (ci *cacheImageCore) RawConfigFile() ([]byte, error) {
+	m, err := partial.Manifest(ci)
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadFile(ci.c.Path(m.Config.Digest.Hex))
+}
+
+func (ci *cacheImageCore) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
+	m, err := partial.Manifest(ci)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range m.Layers {
+		if d.Digest == h {
+			return &cacheBlob{c: ci.c, desc: d}, nil
+		}
+	}
+	if m.Config.Digest == h {
+		return &cacheBlob{c: ci.c, desc: m.Config}, nil
+	}
+	return nil, fmt.Errorf("blob %s is not part of image %s", h, ci.digest)
+}
+
+type cacheBlob struct {
+	c    *cas.Cache
+	desc v1.Descriptor
+}
+
+func (b *cacheBlob) Digest() (v1.Hash, error)            { return b.desc.Digest, nil }
+func (b *cacheBlob) Size() (int64, error)                { return b.desc.Size, nil }
+func (b *cacheBlob) MediaType() (types.MediaType, error) { return b.desc.MediaType, nil }
+func (b *cacheBlob) Compressed() (io.ReadCloser, error)  { return os.Open(b.c.Path(b.desc.Digest.Hex)) }
 
 func verifiedDigest(img v1.Image, want v1.Hash, what string) (v1.Image, error) {
 	got, err := img.Digest()

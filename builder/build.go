@@ -59,6 +59,9 @@ type Options struct {
 	Log io.Writer
 	// Jobs bounds parallel layer builds (default GOMAXPROCS).
 	Jobs int
+	// RetryBackoff is the first delay between download attempts (tests
+	// shorten it); 0 means the fetcher's default.
+	RetryBackoff time.Duration
 }
 
 // Result is a built image (one platform) or index (several).
@@ -92,14 +95,14 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if o.Jobs <= 0 {
 		o.Jobs = runtime.GOMAXPROCS(0)
 	}
-	fetcher := &cas.Fetcher{Cache: o.Cache, BaseDir: o.BaseDir, Offline: o.Offline}
-	paths, err := fetchAll(ctx, o, fetcher)
+	fetcher := &cas.Fetcher{Cache: o.Cache, BaseDir: o.BaseDir, Offline: o.Offline, Backoff: o.RetryBackoff}
+	arts, err := fetchAll(ctx, o, fetcher)
 	if err != nil {
 		return nil, err
 	}
 	res := &Result{Images: map[string]v1.Image{}}
 	for _, p := range o.Lock.Platforms {
-		img, err := buildPlatform(ctx, o, p, paths)
+		img, err := buildPlatform(ctx, o, p, arts)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
@@ -121,9 +124,36 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	return res, err
 }
 
-// fetchAll brings every locked artifact into the cache, several at once,
-// and returns sha256 -> cached path.
-func fetchAll(ctx context.Context, o Options, f *cas.Fetcher) (map[string]string, error) {
+// artifacts are the cached inputs of a build. A blob that was already in
+// the cache is re-hashed before its first use in this build (a layer cache
+// hit does not use it, so costs nothing); one fetched now was verified as
+// it was written.
+type artifacts struct {
+	cache    *cas.Cache
+	mu       sync.Mutex
+	paths    map[string]string
+	verified map[string]bool
+}
+
+// path returns the verified cached file for a sha256.
+func (a *artifacts) path(sum string) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p, ok := a.paths[sum]
+	if !ok {
+		return "", fmt.Errorf("artifact sha256:%s was not fetched", sum)
+	}
+	if !a.verified[sum] {
+		if err := a.cache.Verify(sum); err != nil {
+			return "", err
+		}
+		a.verified[sum] = true
+	}
+	return p, nil
+}
+
+// fetchAll brings every locked artifact into the cache, several at once.
+func fetchAll(ctx context.Context, o Options, f *cas.Fetcher) (*artifacts, error) {
 	type want struct {
 		what string
 		lockfile.Artifact
@@ -151,12 +181,13 @@ func fetchAll(ctx context.Context, o Options, f *cas.Fetcher) (map[string]string
 	bar := progress.ForStderr("fetching", total, true)
 	f.Progress = bar.Add
 	var mu sync.Mutex
-	paths := map[string]string{}
+	arts := &artifacts{cache: o.Cache, paths: map[string]string{}, verified: map[string]bool{}}
 	var missing []string
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
 	for _, w := range wants {
 		g.Go(func() error {
+			cached := o.Cache.Has(w.SHA256, w.Size)
 			p, err := f.Ensure(gctx, w.URI, w.SHA256, w.Size)
 			mu.Lock()
 			defer mu.Unlock()
@@ -167,7 +198,8 @@ func fetchAll(ctx context.Context, o Options, f *cas.Fetcher) (map[string]string
 				}
 				return fmt.Errorf("%s: %w", w.what, err)
 			}
-			paths[w.SHA256] = p
+			arts.paths[w.SHA256] = p
+			arts.verified[w.SHA256] = !cached
 			return nil
 		})
 	}
@@ -181,7 +213,7 @@ func fetchAll(ctx context.Context, o Options, f *cas.Fetcher) (map[string]string
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("--offline: %d artifact(s) are not in the cache %s:\n  %s\nrun `mlenv build` once with network access to fill it", len(missing), o.Cache.Dir, strings.Join(missing, "\n  "))
 	}
-	return paths, nil
+	return arts, nil
 }
 
 // layerPlan is one layer to produce: a cache key that identifies its
@@ -192,7 +224,7 @@ type layerPlan struct {
 	fill      func(t *tree) (finish func() error, cleanup func(), err error)
 }
 
-func planLayers(o Options, platform string, paths map[string]string) ([]layerPlan, error) {
+func planLayers(o Options, platform string, arts *artifacts) ([]layerPlan, error) {
 	l := o.Lock
 	var plans []layerPlan
 	keyOf := func(kind string, inputs any) (string, error) {
@@ -214,7 +246,11 @@ func planLayers(o Options, platform string, paths map[string]string) ([]layerPla
 		plans = append(plans, layerPlan{key: key, createdBy: "mlenv: debs " + strings.Join(names, " "),
 			fill: func(t *tree) (func() error, func(), error) {
 				for _, d := range debs {
-					if err := installDeb(t, paths[d.SHA256], d); err != nil {
+					p, err := arts.path(d.SHA256)
+					if err != nil {
+						return nil, nil, fmt.Errorf("%s: %w", d.Package, err)
+					}
+					if err := installDeb(t, p, d); err != nil {
 						return nil, nil, err
 					}
 				}
@@ -258,7 +294,12 @@ func planLayers(o Options, platform string, paths map[string]string) ([]layerPla
 						}
 					}
 					for _, w := range wheels {
-						zr, err := zip.OpenReader(paths[w.SHA256])
+						p, err := arts.path(w.SHA256)
+						if err != nil {
+							cleanup()
+							return nil, nil, fmt.Errorf("%s: %w", w.Filename, err)
+						}
+						zr, err := zip.OpenReader(p)
 						if err != nil {
 							cleanup()
 							return nil, nil, fmt.Errorf("%s: not a valid wheel (zip): %w", w.Filename, err)
@@ -331,7 +372,9 @@ func produce(o Options, p layerPlan) (*cachedLayer, error) {
 		var info layerInfo
 		if json.Unmarshal(b, &info) == nil {
 			hex := strings.TrimPrefix(info.Digest, "sha256:")
-			if c.Has(hex, info.Size) {
+			// Re-hash before reuse: a corrupt cached layer is dropped
+			// and rebuilt, never shipped.
+			if c.Has(hex, info.Size) && c.Verify(hex) == nil {
 				return &cachedLayer{info: info, path: c.Path(hex)}, nil
 			}
 		}
@@ -380,12 +423,12 @@ func writeFileAtomic(p string, b []byte) error {
 	return os.Rename(tmp.Name(), p)
 }
 
-func buildPlatform(ctx context.Context, o Options, platform string, paths map[string]string) (v1.Image, error) {
+func buildPlatform(ctx context.Context, o Options, platform string, arts *artifacts) (v1.Image, error) {
 	base, err := loadBase(ctx, o, platform)
 	if err != nil {
 		return nil, err
 	}
-	plans, err := planLayers(o, platform, paths)
+	plans, err := planLayers(o, platform, arts)
 	if err != nil {
 		return nil, err
 	}

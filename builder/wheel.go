@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"io/fs"
 	"path"
 	"sort"
 	"strconv"
@@ -76,7 +77,7 @@ func installWheel(t *tree, zr *zip.Reader, w lockfile.Wheel, lay wheelLayout) er
 		if _, dup := files[f.Name]; dup {
 			return &PathError{owner, f.Name, "appears twice in the archive"}
 		}
-		if f.Mode()&0o170000 == 0o120000 {
+		if f.Mode()&fs.ModeSymlink != 0 {
 			return &PathError{owner, f.Name, "is a symlink; wheels may not contain links"}
 		}
 		files[f.Name] = f

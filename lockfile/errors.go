@@ -110,7 +110,13 @@ func child(n *yaml.Node, part string) *yaml.Node {
 func decodeStrict(file string, data []byte, v any) (locator, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return locator{}, &FieldError{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+		line, msg := splitYAMLLine(strings.TrimPrefix(err.Error(), "yaml: "))
+		// yaml.v3 reports "did not find expected ..." at the 0-based line of
+		// the construct left open; make it 1-based like every other line.
+		if strings.HasPrefix(msg, "did not find expected") && line > 0 {
+			line++
+		}
+		return locator{}, &FieldError{File: file, Line: line, Msg: msg}
 	}
 	loc := locator{file: file, root: &root}
 	if root.Kind == 0 {
@@ -122,7 +128,64 @@ func decodeStrict(file string, data []byte, v any) (locator, error) {
 		msg := err.Error()
 		msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n")
 		msg = strings.TrimPrefix(msg, "yaml: ")
-		return loc, &FieldError{File: file, Msg: strings.TrimSpace(msg)}
+		// Several errors come one per line; report the first, with its field.
+		msg = strings.TrimSpace(strings.SplitN(strings.TrimSpace(msg), "\n", 2)[0])
+		line, msg := splitYAMLLine(msg)
+		return loc, &FieldError{File: file, Line: line, Field: loc.fieldAt(line), Msg: msg}
 	}
 	return loc, nil
+}
+
+// splitYAMLLine separates yaml.v3's "line N: message".
+func splitYAMLLine(msg string) (int, string) {
+	rest, ok := strings.CutPrefix(msg, "line ")
+	if !ok {
+		return 0, msg
+	}
+	num, text, ok := strings.Cut(rest, ": ")
+	n, err := strconv.Atoi(num)
+	if !ok || err != nil {
+		return 0, msg
+	}
+	return n, text
+}
+
+// fieldAt names the mapping key that sits on a line, as a field path.
+func (l locator) fieldAt(line int) string {
+	if l.root == nil || line <= 0 {
+		return ""
+	}
+	var walk func(n *yaml.Node, prefix string) string
+	walk = func(n *yaml.Node, prefix string) string {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				if f := walk(c, prefix); f != "" {
+					return f
+				}
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := k.Value
+				if prefix != "" {
+					p = prefix + "." + k.Value
+				}
+				if k.Line == line {
+					return p
+				}
+				if f := walk(v, p); f != "" {
+					return f
+				}
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				if f := walk(c, fmt.Sprintf("%s[%d]", prefix, i)); f != "" {
+					return f
+				}
+			}
+		}
+		return ""
+	}
+	return walk(l.root, "")
 }

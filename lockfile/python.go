@@ -330,6 +330,9 @@ func (ix *wheelIndex) files(ctx context.Context, name string) ([]pyFile, error) 
 		return nil, fmt.Errorf("querying the package index for %s: %w", name, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return out, nil // not on this index; find-links may have it
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("package index answered %s for %s", resp.Status, base)
 	}

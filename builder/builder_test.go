@@ -1,0 +1,633 @@
+package builder
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/mlenv/mlenv/internal/cas"
+	"github.com/mlenv/mlenv/internal/testutil"
+	"github.com/mlenv/mlenv/lockfile"
+)
+
+var helloWheel = testutil.Wheel{
+	Name: "hello", Version: "1.0",
+	Files: map[string]string{
+		"hello/__init__.py":                   "def main():\n    print('hi')\n",
+		"hello/data.bin":                      "binary\x00data",
+		"hello-1.0.data/scripts/hello-raw":    "#!python\nprint('raw')\n",
+		"hello-1.0.data/data/share/hello.txt": "shared data\n",
+		"hello-1.0.data/headers/hello.h":      "#define HELLO 1\n",
+		"hello-1.0.data/platlib/hello_ext.py": "X = 1\n",
+	},
+	EntryPoints: "[console_scripts]\nhello = hello:main\n\n[gui_scripts]\nhello-gui = hello.gui:run.start\n",
+}
+
+var helloDeb = testutil.Deb{
+	Package: "hello-deb", Version: "1.0", Arch: "all",
+	Files: []testutil.TarEntry{
+		{Name: "./", Type: tar.TypeDir},
+		{Name: "./usr/", Type: tar.TypeDir},
+		{Name: "./usr/bin/", Type: tar.TypeDir},
+		{Name: "./usr/bin/hello-deb", Body: "#!/bin/sh\necho hi\n", Mode: 0o755},
+		{Name: "./usr/bin/hi", Type: tar.TypeSymlink, Linkname: "hello-deb"},
+		{Name: "./usr/bin/hello-hard", Type: tar.TypeLink, Linkname: "./usr/bin/hello-deb"},
+	},
+}
+
+// project writes an intent with the given extra YAML and inputs, locks it
+// and returns the lock path.
+func project(t *testing.T, extra string, files map[string][]byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	for n, b := range files {
+		p := filepath.Join(dir, n)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	intent := "name: test\nepoch: 1700000000\n" + extra
+	if !strings.Contains(extra, "base:") {
+		intent += "base: scratch\n"
+	}
+	p := filepath.Join(dir, "mlenv.yaml")
+	os.WriteFile(p, []byte(intent), 0o644)
+	in, err := lockfile.LoadIntent(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := (&lockfile.Resolver{Fetcher: &cas.Fetcher{Cache: &cas.Cache{Dir: t.TempDir()}, BaseDir: dir}}).Resolve(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := l.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp := filepath.Join(dir, "mlenv.lock")
+	os.WriteFile(lp, b, 0o644)
+	return lp
+}
+
+func opts(t *testing.T, lockPath, cacheDir string) Options {
+	t.Helper()
+	l, err := lockfile.LoadLock(lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := l.Digest()
+	return Options{Lock: l, LockDigest: d, BaseDir: filepath.Dir(lockPath), Cache: &cas.Cache{Dir: cacheDir}, RetryBackoff: time.Millisecond}
+}
+
+func standardProject(t *testing.T) string {
+	return project(t, `python:
+  version: "3.11"
+  wheels: [{path: `+helloWheel.Filename()+`}]
+debs: [{path: `+helloDeb.Filename()+`}]
+files: [{src: app, dst: /app}]
+env: {A: "1"}
+entrypoint: [/usr/local/bin/hello]
+`, map[string][]byte{
+		helloWheel.Filename(): helloWheel.Bytes(),
+		helloDeb.Filename():   helloDeb.Bytes(),
+		"app/main.py":         []byte("print('app')\n"),
+		"app/sub/run.sh":      []byte("#!/bin/sh\n"),
+	})
+}
+
+func TestBuildTwiceSameDigestDifferentCachesAndDirs(t *testing.T) {
+	lp := standardProject(t)
+	r1, err := Build(context.Background(), opts(t, lp, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A copy of the project in another folder, another cache.
+	dir2 := t.TempDir()
+	copyTree(t, filepath.Dir(lp), dir2)
+	r2, err := Build(context.Background(), opts(t, filepath.Join(dir2, "mlenv.lock"), t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r1.Digest != r2.Digest {
+		t.Fatalf("digests differ: %s vs %s", r1.Digest, r2.Digest)
+	}
+	cf, _ := r1.Image.ConfigFile()
+	if cf.Created.Unix() != 1700000000 || cf.Config.Labels[LabelLockDigest] == "" {
+		t.Errorf("config created %v, labels %v", cf.Created, cf.Config.Labels)
+	}
+	layers, _ := r1.Image.Layers()
+	if len(layers) != 3 {
+		t.Errorf("%d layers, want debs, wheels, files", len(layers))
+	}
+}
+
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if fi.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, fi.Mode())
+	})
+}
+
+func unpackBuilt(t *testing.T, r *Result) string {
+	t.Helper()
+	root := t.TempDir()
+	if err := testutil.Unpack(r.Image, root); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func TestWheelInstallMatchesRecord(t *testing.T) {
+	lp := standardProject(t)
+	r, err := Build(context.Background(), opts(t, lp, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := unpackBuilt(t, r)
+	site := filepath.Join(root, "usr/local/lib/python3.11/site-packages")
+	f, err := os.Open(filepath.Join(site, "hello-1.0.dist-info/RECORD"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	checked := 0
+	for sc.Scan() {
+		parts := strings.Split(sc.Text(), ",")
+		if parts[1] == "" {
+			continue // RECORD itself
+		}
+		b, err := os.ReadFile(filepath.Join(site, parts[0]))
+		if err != nil {
+			t.Errorf("RECORD lists %s, not installed: %v", parts[0], err)
+			continue
+		}
+		sum := sha256.Sum256(b)
+		if got := "sha256=" + base64.RawURLEncoding.EncodeToString(sum[:]); got != parts[1] || fmt.Sprint(len(b)) != parts[2] {
+			t.Errorf("%s: RECORD says %s,%s; file is %s,%d", parts[0], parts[1], parts[2], got, len(b))
+		}
+		checked++
+	}
+	if checked < 9 {
+		t.Errorf("only %d RECORD rows checked", checked)
+	}
+	for p, want := range map[string]string{
+		"usr/local/share/hello.txt":                                            "shared data\n",
+		"usr/local/include/python3.11/hello/hello.h":                           "#define HELLO 1\n",
+		"usr/local/lib/python3.11/site-packages/hello_ext.py":                  "X = 1\n",
+		"usr/local/lib/python3.11/site-packages/hello-1.0.dist-info/INSTALLER": "mlenv\n",
+		"usr/local/bin/hello-raw":                                              "#!/usr/local/bin/python3.11\nprint('raw')\n",
+	} {
+		b, err := os.ReadFile(filepath.Join(root, p))
+		if err != nil || string(b) != want {
+			t.Errorf("%s = %q, %v; want %q", p, b, err, want)
+		}
+	}
+	for _, script := range []string{"hello", "hello-gui", "hello-raw"} {
+		p := filepath.Join(root, "usr/local/bin", script)
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode()&0o111 == 0 {
+			t.Errorf("%s missing or not executable: %v", script, err)
+			continue
+		}
+		b, _ := os.ReadFile(p)
+		if !strings.HasPrefix(string(b), "#!/usr/local/bin/python3.11\n") {
+			t.Errorf("%s shebang: %q", script, strings.SplitN(string(b), "\n", 2)[0])
+		}
+	}
+	gui, _ := os.ReadFile(filepath.Join(root, "usr/local/bin/hello-gui"))
+	if !strings.Contains(string(gui), "from hello.gui import run\n") || !strings.Contains(string(gui), "sys.exit(run.start())") {
+		t.Errorf("gui script does not call hello.gui:run.start:\n%s", gui)
+	}
+	if _, err := os.Stat(filepath.Join(site, "hello-1.0.data")); err == nil {
+		t.Error(".data folder left in site-packages")
+	}
+}
+
+func TestDebInstallAllCompressions(t *testing.T) {
+	for _, comp := range []string{"gz", "xz", "zst"} {
+		t.Run(comp, func(t *testing.T) {
+			d := helloDeb
+			d.Compression = comp
+			lp := project(t, "debs: [{path: "+d.Filename()+"}]\n", map[string][]byte{d.Filename(): d.Bytes()})
+			r, err := Build(context.Background(), opts(t, lp, t.TempDir()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			root := unpackBuilt(t, r)
+			b, err := os.ReadFile(filepath.Join(root, "usr/bin/hi"))
+			if err != nil || string(b) != "#!/bin/sh\necho hi\n" {
+				t.Errorf("symlink target content %q %v", b, err)
+			}
+			fi, _ := os.Stat(filepath.Join(root, "usr/bin/hello-deb"))
+			if fi == nil || fi.Mode().Perm() != 0o755 {
+				t.Errorf("mode of hello-deb: %v", fi)
+			}
+			st, err := os.ReadFile(filepath.Join(root, "var/lib/dpkg/status.d/hello-deb"))
+			if err != nil || !strings.Contains(string(st), "Package: hello-deb\nStatus: install ok installed\n") {
+				t.Errorf("dpkg status: %q %v", st, err)
+			}
+			list, _ := os.ReadFile(filepath.Join(root, "var/lib/dpkg/info/hello-deb.list"))
+			if !strings.Contains(string(list), "/usr/bin/hello-deb\n") {
+				t.Errorf("file list: %q", list)
+			}
+		})
+	}
+}
+
+// layersCached lists built-layer records in a cache.
+func layersCached(t *testing.T, cacheDir string) int {
+	entries, _ := os.ReadDir(filepath.Join(cacheDir, "layers"))
+	return len(entries)
+}
+
+func TestMaliciousArchivesAreRefused(t *testing.T) {
+	evilWheel := func(entries ...testutil.ZipEntry) []byte {
+		w := testutil.Wheel{Name: "evil", Version: "1", Files: map[string]string{"evil/__init__.py": ""},
+			MutateAfter: func(e []testutil.ZipEntry) []testutil.ZipEntry { return append(e, entries...) }}
+		return w.Bytes()
+	}
+	evilDeb := func(files ...testutil.TarEntry) []byte {
+		return testutil.Deb{Package: "evil", Version: "1", Arch: "all", Files: files}.Bytes()
+	}
+	cases := []struct {
+		name, kind string
+		body       []byte
+		want       string
+	}{
+		{"wheel dotdot", "wheel", evilWheel(testutil.ZipEntry{Name: "../../etc/passwd", Body: []byte("x")}), `climbs out of the root`},
+		{"wheel absolute", "wheel", evilWheel(testutil.ZipEntry{Name: "/etc/passwd", Body: []byte("x")}), "absolute path"},
+		{"wheel duplicate", "wheel", evilWheel(testutil.ZipEntry{Name: "evil/__init__.py", Body: []byte("x")}), "appears twice"},
+		{"wheel file not in RECORD", "wheel", evilWheel(testutil.ZipEntry{Name: "evil/extra.py", Body: []byte("x")}), "not listed with a hash in RECORD"},
+		{"wheel symlink", "wheel", evilWheel(testutil.ZipEntry{Name: "evil/link", Body: []byte("/etc"), Mode: 0o120777}), "symlink"},
+		{"wheel content differs from RECORD", "wheel", (testutil.Wheel{Name: "evil", Version: "1", Files: map[string]string{"evil/__init__.py": "good"},
+			MutateAfter: func(e []testutil.ZipEntry) []testutil.ZipEntry {
+				for i := range e {
+					if e[i].Name == "evil/__init__.py" {
+						e[i].Body = []byte("evil")
+					}
+				}
+				return e
+			}}).Bytes(), "hash mismatch"},
+		{"deb dotdot", "deb", evilDeb(testutil.TarEntry{Name: "./../../etc/passwd", Body: "x"}), "climbs out of the root"},
+		{"deb absolute", "deb", evilDeb(testutil.TarEntry{Name: "/etc/passwd", Body: "x"}), "absolute path"},
+		{"deb duplicate", "deb", evilDeb(testutil.TarEntry{Name: "./a", Body: "x"}, testutil.TarEntry{Name: "./a", Body: "y"}), "appears twice"},
+		{"deb write through symlink", "deb", evilDeb(
+			testutil.TarEntry{Name: "./escape", Type: tar.TypeSymlink, Linkname: "../../../../etc"},
+			testutil.TarEntry{Name: "./escape/cron.d/evil", Body: "* * * * * root sh"}), "written through the symlink"},
+		{"deb write through absolute symlink", "deb", evilDeb(
+			testutil.TarEntry{Name: "./etc2", Type: tar.TypeSymlink, Linkname: "/etc"},
+			testutil.TarEntry{Name: "./etc2/passwd", Body: "x"}), "written through the symlink"},
+		{"deb hardlink outside", "deb", evilDeb(testutil.TarEntry{Name: "./h", Type: tar.TypeLink, Linkname: "../../etc/shadow"}), "climbs out of the root"},
+		{"deb device", "deb", evilDeb(testutil.TarEntry{Name: "./dev/sda", Type: tar.TypeBlock}), "unsupported type"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var lp string
+			if c.kind == "wheel" {
+				lp = project(t, "python:\n  version: \"3.11\"\n  wheels: [{path: evil-1-py3-none-any.whl}]\n", map[string][]byte{"evil-1-py3-none-any.whl": c.body})
+			} else {
+				lp = project(t, "debs: [{path: evil_1_all.deb}]\n", map[string][]byte{"evil_1_all.deb": c.body})
+			}
+			cache := t.TempDir()
+			o := opts(t, lp, cache)
+			_, err := Build(context.Background(), o)
+			if err == nil {
+				t.Fatal("malicious archive was accepted")
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %q does not say %q", err, c.want)
+			}
+			if n := layersCached(t, cache); n != 0 {
+				t.Errorf("%d layers left in the cache after a failed build", n)
+			}
+			leftovers, _ := filepath.Glob(filepath.Join(cache, "blobs/sha256/.*"))
+			if len(leftovers) != 0 {
+				t.Errorf("temporary files left in the cache: %v", leftovers)
+			}
+		})
+	}
+}
+
+func TestChangedInputsAreRefused(t *testing.T) {
+	lp := standardProject(t)
+	dir := filepath.Dir(lp)
+	// The wheel on disk no longer matches the lock.
+	w := helloWheel
+	w.Files = map[string]string{"hello/__init__.py": "tampered"}
+	os.WriteFile(filepath.Join(dir, helloWheel.Filename()), w.Bytes(), 0o644)
+	cache := t.TempDir()
+	_, err := Build(context.Background(), opts(t, lp, cache))
+	if err == nil || !strings.Contains(err.Error(), "mismatch") {
+		t.Fatalf("tampered wheel: %v", err)
+	}
+	l, _ := lockfile.LoadLock(lp)
+	c := &cas.Cache{Dir: cache}
+	for _, wl := range l.Wheels {
+		if c.Has(wl.SHA256, -1) {
+			t.Error("the tampered wheel was stored under the locked digest")
+		}
+	}
+
+	// An application file changed after locking.
+	lp = standardProject(t)
+	os.WriteFile(filepath.Join(filepath.Dir(lp), "app/main.py"), []byte("changed\n"), 0o644)
+	out := filepath.Join(t.TempDir(), "out")
+	_, err = Build(context.Background(), opts(t, lp, t.TempDir()))
+	if err == nil || !strings.Contains(err.Error(), "changed since it was locked") {
+		t.Fatalf("changed app file: %v", err)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("output written despite the error")
+	}
+
+	// A missing file.
+	lp = standardProject(t)
+	os.Remove(filepath.Join(filepath.Dir(lp), helloDeb.Filename()))
+	_, err = Build(context.Background(), opts(t, lp, t.TempDir()))
+	if err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("missing deb: %v", err)
+	}
+}
+
+// artifactServer serves one file and counts requests; fail decides, per
+// request number (from 1), whether to answer 500 or a truncated body.
+func artifactServer(t *testing.T, body []byte, fail func(n int64) string) (*httptest.Server, *atomic.Int64) {
+	var count atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := count.Add(1)
+		switch fail(n) {
+		case "500":
+			http.Error(w, "boom", 500)
+		case "truncate":
+			w.Write(body[:len(body)/2])
+		default:
+			w.Write(body)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &count
+}
+
+func remoteWheelLock(t *testing.T, url string) string {
+	b := helloWheel.Bytes()
+	sum := sha256.Sum256(b)
+	l := &lockfile.Lock{LockVersion: 1, Epoch: 0, Platforms: []string{"linux/amd64"}, Base: lockfile.Base{Ref: "scratch"},
+		Python: &lockfile.Python{Version: "3.11", Prefix: "/usr/local", SitePackages: "/usr/local/lib/python3.11/site-packages", Interpreter: "/usr/local/bin/python3.11", Libc: "glibc 2.36"},
+		Wheels: []lockfile.Wheel{{Name: "hello", Version: "1.0", Filename: helloWheel.Filename(), Platforms: []string{"linux/amd64"},
+			Artifact: lockfile.Artifact{URI: url + "/" + helloWheel.Filename(), SHA256: fmt.Sprintf("%x", sum), Size: int64(len(b))}}},
+		Compression: lockfile.Compression{Algorithm: "gzip", Level: 1}}
+	enc, err := l.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "mlenv.lock")
+	os.WriteFile(p, enc, 0o644)
+	return p
+}
+
+func TestDownloadsRetryThenSucceedOrFailClearly(t *testing.T) {
+	body := helloWheel.Bytes()
+	// Two 500s, then the file: retried, built.
+	srv, count := artifactServer(t, body, func(n int64) string {
+		if n <= 2 {
+			return "500"
+		}
+		return ""
+	})
+	if _, err := Build(context.Background(), opts(t, remoteWheelLock(t, srv.URL), t.TempDir())); err != nil {
+		t.Fatalf("transient 500s were not retried: %v", err)
+	}
+	if count.Load() != 3 {
+		t.Errorf("%d requests, want 3", count.Load())
+	}
+	// Only 500s: a clear error after the retries, nothing cached.
+	srv, count = artifactServer(t, body, func(int64) string { return "500" })
+	cache := t.TempDir()
+	_, err := Build(context.Background(), opts(t, remoteWheelLock(t, srv.URL), cache))
+	if err == nil || !strings.Contains(err.Error(), "500 Internal Server Error") || !strings.Contains(err.Error(), helloWheel.Filename()) {
+		t.Errorf("persistent 500: %v", err)
+	}
+	if count.Load() != 4 {
+		t.Errorf("%d attempts, want 4", count.Load())
+	}
+	// Truncated bodies: a size mismatch, nothing cached.
+	srv, _ = artifactServer(t, body, func(int64) string { return "truncate" })
+	_, err = Build(context.Background(), opts(t, remoteWheelLock(t, srv.URL), cache))
+	if err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Errorf("truncated download: %v", err)
+	}
+	blobs, _ := os.ReadDir(filepath.Join(cache, "blobs/sha256"))
+	if len(blobs) != 0 {
+		t.Errorf("cache holds %d entries after failed downloads", len(blobs))
+	}
+}
+
+func TestOfflineUsesOnlyTheCache(t *testing.T) {
+	srv, count := artifactServer(t, helloWheel.Bytes(), func(int64) string { return "" })
+	lp := remoteWheelLock(t, srv.URL)
+	cache := t.TempDir()
+	o := opts(t, lp, cache)
+	o.Offline = true
+	_, err := Build(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "not in the cache") || !strings.Contains(err.Error(), helloWheel.Filename()) {
+		t.Fatalf("offline with empty cache: %v", err)
+	}
+	if count.Load() != 0 {
+		t.Fatal("--offline touched the network")
+	}
+	o.Offline = false
+	r1, err := Build(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Offline = true
+	r2, err := Build(context.Background(), o)
+	if err != nil {
+		t.Fatalf("offline with a warm cache: %v", err)
+	}
+	if r1.Digest != r2.Digest || count.Load() != 1 {
+		t.Errorf("offline rebuild: %s vs %s, %d downloads", r1.Digest, r2.Digest, count.Load())
+	}
+}
+
+func TestPushAndPullThroughRegistry(t *testing.T) {
+	host := testutil.Registry(t, nil)
+	lp := standardProject(t)
+	r, err := Build(context.Background(), opts(t, lp, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := host + "/team/train:v1"
+	if err := Write(context.Background(), r, ref); err != nil {
+		t.Fatal(err)
+	}
+	pulled, err := ReadImage(context.Background(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := pulled.Digest()
+	if d != r.Digest {
+		t.Errorf("pulled %s, pushed %s", d, r.Digest)
+	}
+	// The same image through the other outputs keeps its digest.
+	for _, out := range []string{"oci:" + filepath.Join(t.TempDir(), "layout"), "tar:" + filepath.Join(t.TempDir(), "image.tar")} {
+		if err := Write(context.Background(), r, out); err != nil {
+			t.Fatal(err)
+		}
+		img, err := ReadImage(context.Background(), out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, _ := img.Digest(); d != r.Digest && strings.HasPrefix(out, "oci:") {
+			t.Errorf("%s: %s, want %s", out, d, r.Digest)
+		}
+		if id, _ := img.ConfigName(); strings.HasPrefix(out, "tar:") {
+			want, _ := r.Image.ConfigName()
+			if id != want {
+				t.Errorf("%s: config %s, want %s", out, id, want)
+			}
+		}
+	}
+}
+
+func TestRegistryBaseIsCachedAndRetried(t *testing.T) {
+	var fails atomic.Int64
+	fails.Store(2)
+	var failing atomic.Bool
+	host := testutil.Registry(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if failing.Load() && strings.Contains(r.URL.Path, "/blobs/") && fails.Add(-1) >= 0 {
+				http.Error(w, "flaky", http.StatusInternalServerError)
+				return
+			}
+			if failing.Load() && fails.Load() < -100 {
+				http.Error(w, "down", http.StatusInternalServerError)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	base := testutil.RandomImage(t, "linux", "amd64")
+	ref := testutil.Push(t, base, host+"/base:v1")
+	lp := project(t, "base: "+ref+"\nfiles: [{src: app, dst: /app}]\n", map[string][]byte{"app/x": []byte("x")})
+	cache := t.TempDir()
+	failing.Store(true)
+	r, err := Build(context.Background(), opts(t, lp, cache))
+	if err != nil {
+		t.Fatalf("build with a flaky registry: %v", err)
+	}
+	layers, _ := r.Image.Layers()
+	baseLayers, _ := base.Layers()
+	if len(layers) != len(baseLayers)+1 {
+		t.Errorf("%d layers, want the base's %d plus one", len(layers), len(baseLayers))
+	}
+	for i, bl := range baseLayers {
+		a, _ := bl.Digest()
+		b, _ := layers[i].Digest()
+		if a != b {
+			t.Errorf("base layer %d rewritten: %s -> %s", i, a, b)
+		}
+	}
+	// Offline, from the cache alone.
+	o := opts(t, lp, cache)
+	o.Offline = true
+	r2, err := Build(context.Background(), o)
+	if err != nil || r2.Digest != r.Digest {
+		t.Fatalf("offline rebuild from the cached base: %v (%s vs %s)", err, r2.Digest, r.Digest)
+	}
+	// A registry that only fails: a clear error naming the base.
+	fails.Store(-1000)
+	_, err = Build(context.Background(), opts(t, lp, t.TempDir()))
+	if err == nil || !strings.Contains(err.Error(), "base") || !strings.Contains(err.Error(), "500") {
+		t.Errorf("registry down: %v", err)
+	}
+	// A push the registry refuses is an error too.
+	if err := Write(context.Background(), r, host+"/refused:v1"); err == nil || !strings.Contains(err.Error(), "pushing") {
+		t.Errorf("refused push: %v", err)
+	}
+}
+
+func TestMultiPlatformGivesAnIndex(t *testing.T) {
+	lp := project(t, "platforms: [linux/amd64, linux/arm64]\nfiles: [{src: app, dst: /app}]\n", map[string][]byte{"app/x": []byte("x")})
+	r, err := Build(context.Background(), opts(t, lp, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Index == nil {
+		t.Fatal("no index for two platforms")
+	}
+	im, _ := r.Index.IndexManifest()
+	if len(im.Manifests) != 2 || im.Manifests[0].Platform.Architecture != "amd64" || im.Manifests[1].Platform.Architecture != "arm64" {
+		t.Errorf("index manifests %+v", im.Manifests)
+	}
+	if err := Write(context.Background(), r, "tar:"+filepath.Join(t.TempDir(), "x.tar")); err == nil {
+		t.Error("tar output accepted an index")
+	}
+}
+
+func TestZstdLayersAndCheckReproducible(t *testing.T) {
+	lp := project(t, "compression: zstd\nfiles: [{src: app, dst: /app}]\n", map[string][]byte{"app/x": []byte(strings.Repeat("zstd ", 1000))})
+	o := opts(t, lp, t.TempDir())
+	r, err := Build(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := r.Image.Layers()
+	if mt, _ := layers[0].MediaType(); mt != types.OCILayerZStd {
+		t.Errorf("media type %s", mt)
+	}
+	rep, err := CheckReproducible(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Same || rep.Digests[0] != r.Digest.String() {
+		t.Errorf("check-reproducible: %+v (build gave %s)", rep, r.Digest)
+	}
+}
+
+func TestLayerCacheRebuildsOnlyWhatChanged(t *testing.T) {
+	lp := standardProject(t)
+	cache := t.TempDir()
+	if _, err := Build(context.Background(), opts(t, lp, cache)); err != nil {
+		t.Fatal(err)
+	}
+	before := layersCached(t, cache)
+	if _, err := Build(context.Background(), opts(t, lp, cache)); err != nil {
+		t.Fatal(err)
+	}
+	if after := layersCached(t, cache); after != before {
+		t.Errorf("a rebuild of the same lock built %d new layers", after-before)
+	}
+}
+
+var _ = name.ParseReference
+var _ = remote.Image
