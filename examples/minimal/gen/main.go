@@ -19,7 +19,7 @@ import (
 var HelloWheel = testutil.Wheel{
 	Name: "hello_mlenv", Version: "0.1.0",
 	Files: map[string]string{
-		"hello_mlenv/__init__.py": "def main():\n    print(\"hello from mlenv\")\n    return 0\n",
+		"hello_mlenv/__init__.py":                              "def main():\n    print(\"hello from mlenv\")\n    return 0\n",
 		"hello_mlenv-0.1.0.data/data/share/hello-mlenv/README": "data file installed under the prefix\n",
 	},
 	EntryPoints: "[console_scripts]\nhello-mlenv = hello_mlenv:main\n",

@@ -1,0 +1,43 @@
+# mlenv's tasks. CGO is on for NVML (go-nvml); its header's deprecation
+# warnings are silenced. `make build-nocgo` checks the CGO_ENABLED=0 build.
+export CGO_CFLAGS := -Wno-deprecated-declarations
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+
+.PHONY: build build-nocgo test fuzz bench demo lint
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/mlenv ./cmd/mlenv
+
+build-nocgo:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/mlenv-nocgo ./cmd/mlenv
+
+# The test command CI runs (.ci/run calls exactly this).
+test:
+	$(GO) vet ./...
+	$(GO) test ./...
+	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/mlenv
+	$(MAKE) fuzz FUZZTIME=5s
+
+# Each fuzz target briefly; FUZZTIME=5m for a longer run by hand.
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+	  dir=$$(dirname $$spec); \
+	  for f in $$(grep -h '^func Fuzz' $$spec | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "fuzz $$dir $$f"; \
+	    $(GO) test $$dir -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) >/dev/null; \
+	  done; \
+	done
+
+bench:
+	./scripts/bench.sh
+
+# The README's first command: build the offline example, print its digest.
+demo:
+	cd examples/minimal && $(GO) run ../../cmd/mlenv build --output oci:../../.demo-out
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet ./...

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// exampleDigest pins the offline example's image digest: any change to
+// layer layout, tar metadata, compression or config shows up here. If a
+// change is intended, update it and say why in the commit.
+const exampleDigest = "sha256:2acf296830f8e51054b974ffccf890f2a7af520ba6f92ae68968fb7938ca8298"
+
+// run executes the CLI in-process and returns stdout, stderr and the exit code.
+func run(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	root := newRoot()
+	var out, errb bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	root.SetArgs(args)
+	err := root.Execute()
+	code := 0
+	if err != nil {
+		code = 2
+		var ee *exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		errb.WriteString(err.Error())
+	}
+	return out.String(), errb.String(), code
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if fi.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, fi.Mode())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOfflineExampleIsReproducible builds examples/minimal twice: from two
+// copies in different folders, under different time zones, umasks, working
+// directories and caches, seconds apart, and compares both digests with the
+// pinned one.
+func TestOfflineExampleIsReproducible(t *testing.T) {
+	example, _ := filepath.Abs("../../examples/minimal")
+	if _, _, code := run(t, "lock", "--check", "-f", filepath.Join(example, "mlenv.yaml")); code != 0 {
+		t.Fatalf("examples/minimal/mlenv.lock is stale: run `mlenv lock` there")
+	}
+	oldUmask := syscall.Umask(0o022)
+	defer syscall.Umask(oldUmask)
+	oldLocal := time.Local
+	defer func() { time.Local = oldLocal }()
+	wd, _ := os.Getwd()
+	defer os.Chdir(wd)
+
+	var digests []string
+	for i, env := range []struct {
+		tz    *time.Location
+		umask int
+	}{{time.UTC, 0o022}, {time.FixedZone("UTC+9", 9*3600), 0o077}} {
+		dir := t.TempDir()
+		copyDir(t, example, filepath.Join(dir, "project"))
+		syscall.Umask(env.umask)
+		time.Local = env.tz
+		t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
+		t.Setenv("SOURCE_DATE_EPOCH", "")
+		os.Chdir(filepath.Join(dir, "project"))
+		stdout, stderr, code := run(t, "build", "--output", "oci:"+filepath.Join(dir, "out"))
+		if code != 0 {
+			t.Fatalf("build %d: exit %d: %s", i, code, stderr)
+		}
+		digests = append(digests, lastLine(stdout))
+		if i == 0 {
+			time.Sleep(1100 * time.Millisecond) // the wall clock moves on
+		}
+	}
+	if digests[0] != digests[1] {
+		t.Fatalf("builds differ: %s vs %s", digests[0], digests[1])
+	}
+	if digests[0] != exampleDigest {
+		t.Errorf("offline example digest is %s, pinned %s", digests[0], exampleDigest)
+	}
+}
+
+func TestLockCheckExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, "../../examples/minimal", dir)
+	intent := filepath.Join(dir, "mlenv.yaml")
+	if _, stderr, code := run(t, "lock", "--check", "-f", intent); code != 0 {
+		t.Fatalf("fresh lock reported stale: %s", stderr)
+	}
+	os.WriteFile(filepath.Join(dir, "app", "new.py"), []byte("x = 1\n"), 0o644)
+	if _, stderr, code := run(t, "lock", "--check", "-f", intent); code != 1 || !strings.Contains(stderr, "stale") {
+		t.Fatalf("changed app: exit %d, %s", code, stderr)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, "mlenv.lock"))
+	if _, _, code := run(t, "lock", "-f", intent); code != 0 {
+		t.Fatal("lock failed")
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, "mlenv.lock"))
+	if bytes.Equal(before, after) {
+		t.Error("relocking did not change the lock")
+	}
+	if _, _, code := run(t, "lock", "--check", "-f", intent); code != 0 {
+		t.Error("lock is stale right after locking")
+	}
+}
+
+func TestBuildErrorsAreClear(t *testing.T) {
+	dir := t.TempDir()
+	_, stderr, code := run(t, "build", "--lock", filepath.Join(dir, "missing.lock"), "--output", "oci:"+dir+"/out")
+	if code != 2 || !strings.Contains(stderr, "missing.lock") || !strings.Contains(stderr, "mlenv lock") {
+		t.Errorf("missing lock: exit %d, %q", code, stderr)
+	}
+	os.WriteFile(filepath.Join(dir, "bad.lock"), []byte("{\n  \"lockVersion\": 1,\n  \"platforms\": [\"linux/amd64\"\n}\n"), 0o644)
+	_, stderr, code = run(t, "build", "--lock", filepath.Join(dir, "bad.lock"), "--output", "oci:"+dir+"/out")
+	if code != 2 || !strings.Contains(stderr, "bad.lock:") {
+		t.Errorf("malformed lock: exit %d, %q", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); err == nil {
+		t.Error("output created despite errors")
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, _, code := run(t, "version", "--output", "json")
+	if code != 0 || !strings.Contains(out, `"go":"go1.`) || !strings.Contains(out, `"version":"dev"`) {
+		t.Errorf("version: %d %s", code, out)
+	}
+}
