@@ -2,9 +2,10 @@ package main
 
 import "github.com/spf13/cobra"
 
-func newFingerprintCmd() *cobra.Command {
-	return notImplemented("fingerprint", "Describe this host", "in progress")
+func fingerprintImage(cmd *cobra.Command, image, output string) error {
+	return exitCode(2, errNotYet("fingerprint --image"))
 }
+
 func newGenerateKeyPairCmd() *cobra.Command {
 	return notImplemented("generate-key-pair", "Write cosign.key and cosign.pub", "in progress")
 }
