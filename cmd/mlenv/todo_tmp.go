@@ -2,10 +2,6 @@ package main
 
 import "github.com/spf13/cobra"
 
-func fingerprintImage(cmd *cobra.Command, image, output string) error {
-	return exitCode(2, errNotYet("fingerprint --image"))
-}
-
 func newGenerateKeyPairCmd() *cobra.Command {
 	return notImplemented("generate-key-pair", "Write cosign.key and cosign.pub", "in progress")
 }
