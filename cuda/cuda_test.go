@@ -208,3 +208,39 @@ func FuzzScanELF(f *testing.F) {
 		ScanStream(bytes.NewReader(b))
 	})
 }
+
+func TestRelocatableAndArchSpecificEntries(t *testing.T) {
+	a := fixtureEntry(kindELF, 90, []byte("wgmma kernels"), false, 0)
+	le := binary.LittleEndian
+	le.PutUint64(a[40:], le.Uint64(a[40:])|flagArchSpecific)
+	f := testutil.MakeELF(map[string][]byte{
+		".nv_fatbin":     fixtureContainer(a, fixtureEntry(kindELF, 80, []byte("k"), false, 0)),
+		"__nv_relfatbin": fixtureContainer(fixtureEntry(kindELF, 75, []byte("rdc"), false, 0)),
+	})
+	section, err := ScanELF(bytes.NewReader(f), int64(len(f)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamed, err := ScanStream(bytes.NewReader(f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, entries := range map[string][]Entry{"section scan": section, "stream scan": streamed} {
+		var got []string
+		for _, e := range entries {
+			s := e.Arch
+			if e.Relocatable {
+				s += "(rdc)"
+			}
+			got = append(got, s)
+		}
+		// MakeELF writes sections in name order: __nv_relfatbin first.
+		if strings.Join(got, " ") != "sm_75(rdc) sm_90a sm_80" {
+			t.Errorf("%s: %v", name, got)
+		}
+		s := Summarize(map[string][]Entry{"lib.so": entries})
+		if strings.Join(s.SASS, ",") != "sm_80,sm_90a" {
+			t.Errorf("%s: summary counts relocatable code: %v", name, s.SASS)
+		}
+	}
+}

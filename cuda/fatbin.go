@@ -38,12 +38,20 @@ import (
 //	28     4     SM architecture number (80 = sm_80 / compute_80)
 //	32     8     object name offset and length (0 in nvcc output)
 //	40     8     flags: 0x1 64-bit, 0x10 Linux host, 0x2000 LZ4 compressed,
-//	             0x8000 zstd compressed
+//	             0x8000 zstd compressed, 0x100000 architecture-specific
+//	             code (sm_90a; checked against cuobjdump on libcublasLt
+//	             13.1: 1376 sm_90a and 1 sm_100a entries carry it, no
+//	             other entry does)
 //	48     8     (zero)
 //	56     8     uncompressed payload size (when compressed)
 //
 // The next entry starts at entry + header size + payload size; the next
 // container at container + 16 + container size.
+//
+// __nv_relfatbin holds relocatable device code kept for device linking
+// (-rdc); the CUDA runtime loads .nv_fatbin. Entries from __nv_relfatbin
+// are reported with Relocatable set and left out of coverage summaries,
+// as cuobjdump leaves them out of its listing (checked on libnccl 2.28).
 
 const (
 	fatbinMagic      = 0xBA55ED50
@@ -51,6 +59,7 @@ const (
 	entryHdrMin      = 64
 	flagLZ4          = 0x2000
 	flagZstd         = 0x8000
+	flagArchSpecific = 0x100000
 	kindPTX          = 1
 	kindELF          = 2
 	kindELFAlt       = 0x10
@@ -68,6 +77,9 @@ type Entry struct {
 	Compression      string `json:"compression,omitempty"`
 	Size             int64  `json:"size"`
 	UncompressedSize int64  `json:"uncompressedSize,omitempty"`
+	// Relocatable marks device code from __nv_relfatbin (for nvlink, not
+	// loaded by the runtime).
+	Relocatable bool `json:"relocatable,omitempty"`
 }
 
 // ErrNotELF says a file is not an ELF object.
@@ -97,6 +109,11 @@ func ScanELF(r io.ReaderAt, size int64) ([]Entry, error) {
 			return out, fmt.Errorf("section %s runs past the end of the file", s.Name)
 		}
 		entries, err := scanSection(r, int64(s.Offset), int64(s.Size))
+		if s.Name == "__nv_relfatbin" {
+			for i := range entries {
+				entries[i].Relocatable = true
+			}
+		}
 		out = append(out, entries...)
 		if err != nil {
 			return out, fmt.Errorf("section %s: %w", s.Name, err)
@@ -189,11 +206,15 @@ func parseEntry(b []byte) (e Entry, hsize, payload int64, err error) {
 	if e.Compressed {
 		e.UncompressedSize = int64(le.Uint64(b[56:]))
 	}
+	suffix := ""
+	if flags&flagArchSpecific != 0 {
+		suffix = "a"
+	}
 	switch kind {
 	case kindPTX:
-		e.Kind, e.Arch = "ptx", fmt.Sprintf("compute_%d", arch)
+		e.Kind, e.Arch = "ptx", fmt.Sprintf("compute_%d%s", arch, suffix)
 	case kindELF, kindELFAlt:
-		e.Kind, e.Arch = "sass", fmt.Sprintf("sm_%d", arch)
+		e.Kind, e.Arch = "sass", fmt.Sprintf("sm_%d%s", arch, suffix)
 	default:
 		e.Kind = "" // unknown kinds are skipped, as cuobjdump does
 	}
@@ -214,6 +235,94 @@ type streamScanner struct {
 	buf []byte // unconsumed bytes
 	off int64  // stream offset of buf[0]
 	eof bool
+
+	// To tell .nv_fatbin from __nv_relfatbin without seeking, the scanner
+	// watches the bytes go by: the ELF header (first 64 bytes), the
+	// section header table when the stream passes it, and a window of the
+	// most recent bytes, where the section name table (which linkers place
+	// just before the section headers) can still be found.
+	elfHdr  []byte
+	shoff   int64
+	shsize  int64
+	shdrs   []byte
+	ring    []byte
+	ringOff int64
+	// entryAt holds the stream offset of each found entry's container.
+	entryAt []int64
+}
+
+const ringMax = 256 << 10
+
+// observe sees every byte once, in order, as it is consumed.
+func (s *streamScanner) observe(b []byte, off int64) {
+	if off < 64 && len(s.elfHdr) < 64 {
+		s.elfHdr = append(s.elfHdr, b[:min(len(b), int(64-off))]...)
+		if len(s.elfHdr) == 64 && string(s.elfHdr[:4]) == "\x7fELF" && s.elfHdr[4] == 2 && s.elfHdr[5] == 1 {
+			le := binary.LittleEndian
+			s.shoff = int64(le.Uint64(s.elfHdr[40:]))
+			if le.Uint16(s.elfHdr[58:]) == 64 {
+				s.shsize = int64(le.Uint16(s.elfHdr[60:])) * 64
+			}
+			if s.shsize > 1<<20 || s.shoff < 0 {
+				s.shsize = 0
+			}
+		}
+	}
+	if s.shsize > 0 {
+		lo, hi := max(off, s.shoff), min(off+int64(len(b)), s.shoff+s.shsize)
+		if lo < hi && lo == s.shoff+int64(len(s.shdrs)) {
+			s.shdrs = append(s.shdrs, b[lo-off:hi-off]...)
+		}
+	}
+	if s.shsize > 0 && off+int64(len(b)) <= s.shoff+s.shsize {
+		s.ring = append(s.ring, b...)
+		if len(s.ring) > 2*ringMax {
+			drop := len(s.ring) - ringMax
+			s.ring = append(s.ring[:0], s.ring[drop:]...)
+			s.ringOff += int64(drop)
+		}
+		if len(s.ring) == len(b) {
+			s.ringOff = off
+		}
+	}
+}
+
+// relocatableRanges returns the file ranges of __nv_relfatbin sections,
+// and whether the section table could be read at all.
+func (s *streamScanner) relocatableRanges() ([][2]int64, bool) {
+	if s.shsize == 0 || int64(len(s.shdrs)) != s.shsize {
+		return nil, false
+	}
+	le := binary.LittleEndian
+	n := len(s.shdrs) / 64
+	strndx := int(le.Uint16(s.elfHdr[62:]))
+	if strndx >= n {
+		return nil, false
+	}
+	sh := func(i int) (name uint32, off, size int64) {
+		h := s.shdrs[i*64:]
+		return le.Uint32(h[0:]), int64(le.Uint64(h[24:])), int64(le.Uint64(h[32:]))
+	}
+	_, stroff, strsize := sh(strndx)
+	if stroff < s.ringOff || stroff+strsize > s.ringOff+int64(len(s.ring)) || strsize < 0 {
+		return nil, false
+	}
+	names := s.ring[stroff-s.ringOff : stroff-s.ringOff+strsize]
+	var out [][2]int64
+	for i := 0; i < n; i++ {
+		nameOff, off, size := sh(i)
+		if int(nameOff) >= len(names) {
+			continue
+		}
+		name := names[nameOff:]
+		if j := bytes.IndexByte(name, 0); j >= 0 {
+			name = name[:j]
+		}
+		if string(name) == "__nv_relfatbin" {
+			out = append(out, [2]int64{off, off + size})
+		}
+	}
+	return out, true
 }
 
 // fill makes at least n bytes available unless the stream ends.
@@ -255,6 +364,7 @@ func (s *streamScanner) skip(n int64) error {
 }
 
 func (s *streamScanner) consume(k int) {
+	s.observe(s.buf[:k], s.off)
 	s.off += int64(k)
 	s.buf = s.buf[k:]
 	if len(s.buf) == 0 {
@@ -265,6 +375,39 @@ func (s *streamScanner) consume(k int) {
 var magicBytes = []byte{0x50, 0xED, 0x55, 0xBA}
 
 func (s *streamScanner) run() ([]Entry, error) {
+	out, err := s.scan()
+	if err != nil {
+		return out, err
+	}
+	// Read to the end so that the section headers pass by.
+	if err := s.drain(); err != nil {
+		return out, err
+	}
+	if ranges, ok := s.relocatableRanges(); ok {
+		for i := range out {
+			for _, r := range ranges {
+				if s.entryAt[i] >= r[0] && s.entryAt[i] < r[1] {
+					out[i].Relocatable = true
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+func (s *streamScanner) drain() error {
+	for {
+		s.consume(len(s.buf))
+		if s.eof {
+			return nil
+		}
+		if err := s.fill(64 << 10); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *streamScanner) scan() ([]Entry, error) {
 	var out []Entry
 	for {
 		if err := s.fill(containerHdrSize); err != nil {
@@ -293,6 +436,7 @@ func (s *streamScanner) run() ([]Entry, error) {
 		if err := s.fill(containerHdrSize + entryHdrMin); err != nil {
 			return out, err
 		}
+		at := s.off
 		entries, ok, err := s.container()
 		if err != nil {
 			return out, err
@@ -302,6 +446,9 @@ func (s *streamScanner) run() ([]Entry, error) {
 			continue
 		}
 		out = append(out, entries...)
+		for range entries {
+			s.entryAt = append(s.entryAt, at)
+		}
 		if len(out) > maxEntries {
 			return out, fmt.Errorf("more than %d entries", maxEntries)
 		}
@@ -364,9 +511,11 @@ func Summarize(files map[string][]Entry) Summary {
 	sass, ptx := map[string]bool{}, map[string]bool{}
 	for _, entries := range files {
 		for _, e := range entries {
-			if e.Kind == "sass" {
+			switch {
+			case e.Relocatable:
+			case e.Kind == "sass":
 				sass[e.Arch] = true
-			} else {
+			default:
 				ptx[e.Arch] = true
 			}
 		}
@@ -375,9 +524,12 @@ func Summarize(files map[string][]Entry) Summary {
 	for path, entries := range files {
 		have := map[string]bool{}
 		for _, e := range entries {
-			if e.Kind == "sass" {
+			if e.Kind == "sass" && !e.Relocatable {
 				have[e.Arch] = true
 			}
+		}
+		if len(have) == 0 {
+			continue
 		}
 		var missing []string
 		for _, a := range s.SASS {
