@@ -234,8 +234,8 @@ func TestRelocatableAndArchSpecificEntries(t *testing.T) {
 			}
 			got = append(got, s)
 		}
-		// MakeELF writes sections in name order: __nv_relfatbin first.
-		if strings.Join(got, " ") != "sm_75(rdc) sm_90a sm_80" {
+		// MakeELF writes sections in name order: .nv_fatbin first.
+		if strings.Join(got, " ") != "sm_90a sm_80 sm_75(rdc)" {
 			t.Errorf("%s: %v", name, got)
 		}
 		s := Summarize(map[string][]Entry{"lib.so": entries})
