@@ -1,0 +1,193 @@
+package attest
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path"
+	"regexp"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/mlenv/mlenv/internal/debpkg"
+	"github.com/mlenv/mlenv/lockfile"
+)
+
+// FoundPackage is a package an image's layers declare through a package
+// manager's metadata.
+type FoundPackage struct {
+	Type    string // "deb", "pypi", "conda"
+	Name    string
+	Version string
+	Arch    string // debs
+	License string // as declared, "" when not
+	// Layer is the index of the layer the metadata came from.
+	Layer int
+	// Path is the metadata file.
+	Path string
+}
+
+// Inventory is what an image's layers say about their packages.
+type Inventory struct {
+	Packages []FoundPackage
+	// DistroID is os-release's ID (for deb package URLs), "" if unknown.
+	DistroID string
+}
+
+// maxMetadata bounds the size of one metadata file read into memory.
+const maxMetadata = 64 << 20
+
+var (
+	distInfoRe = regexp.MustCompile(`(^|/)[^/]+\.dist-info/METADATA$`)
+	eggInfoRe  = regexp.MustCompile(`(^|/)[^/]+\.egg-info(/PKG-INFO)?$`)
+	condaRe    = regexp.MustCompile(`(^|/)conda-meta/[^/]+\.json$`)
+)
+
+// ReadInventory streams the layers of img and reads only the package
+// metadata files it needs (dpkg status and status.d, dist-info METADATA,
+// egg-info, conda-meta): layers are never unpacked to disk, and other
+// files are skipped without being buffered.
+func ReadInventory(img v1.Image) (*Inventory, error) {
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	inv := &Inventory{}
+	// Later layers replace a metadata file of an earlier one.
+	byPath := map[string][]FoundPackage{}
+	var order []string
+	for i, l := range layers {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			return nil, fmt.Errorf("layer %d: %w", i, err)
+		}
+		err = readLayer(rc, i, inv, func(p string, pkgs []FoundPackage) {
+			if _, seen := byPath[p]; !seen {
+				order = append(order, p)
+			}
+			byPath[p] = pkgs
+		})
+		rc.Close()
+		if err != nil {
+			return nil, fmt.Errorf("layer %d: %w", i, err)
+		}
+	}
+	for _, p := range order {
+		inv.Packages = append(inv.Packages, byPath[p]...)
+	}
+	return inv, nil
+}
+
+func readLayer(r io.Reader, layer int, inv *Inventory, found func(string, []FoundPackage)) error {
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
+		kind := ""
+		switch {
+		case name == "var/lib/dpkg/status" || strings.HasPrefix(name, "var/lib/dpkg/status.d/") && !strings.HasSuffix(name, ".md5sums"):
+			kind = "dpkg"
+		case distInfoRe.MatchString(name):
+			kind = "dist-info"
+		case eggInfoRe.MatchString(name):
+			kind = "egg-info"
+		case condaRe.MatchString(name):
+			kind = "conda"
+		case name == "etc/os-release" || name == "usr/lib/os-release":
+			kind = "os-release"
+		default:
+			continue
+		}
+		if h.Size > maxMetadata {
+			return fmt.Errorf("%s: metadata file of %d bytes is implausibly large", name, h.Size)
+		}
+		b, err := io.ReadAll(io.LimitReader(tr, maxMetadata))
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		switch kind {
+		case "dpkg":
+			found(name, parseDpkgStatus(b, layer, name))
+		case "dist-info", "egg-info":
+			if p, ok := parsePkgInfo(b); ok {
+				p.Type, p.Layer, p.Path = "pypi", layer, name
+				found(name, []FoundPackage{p})
+			}
+		case "conda":
+			var meta struct {
+				Name, Version, License string
+			}
+			if json.Unmarshal(b, &meta) == nil && meta.Name != "" {
+				found(name, []FoundPackage{{Type: "conda", Name: meta.Name, Version: meta.Version, License: meta.License, Layer: layer, Path: name}})
+			}
+		case "os-release":
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "ID="); ok {
+					inv.DistroID = strings.Trim(v, `"'`)
+				}
+			}
+		}
+	}
+}
+
+// parseDpkgStatus reads installed packages from a status file (several
+// paragraphs) or a status.d entry.
+func parseDpkgStatus(b []byte, layer int, file string) []FoundPackage {
+	var out []FoundPackage
+	for _, para := range bytes.Split(b, []byte("\n\n")) {
+		c, err := debpkg.ParseControl(para)
+		if err != nil {
+			continue
+		}
+		if st := c.Get("Status"); st != "" && !strings.HasSuffix(st, " installed") {
+			continue
+		}
+		out = append(out, FoundPackage{Type: "deb", Name: c.Package(), Version: c.Version(), Arch: c.Architecture(), Layer: layer, Path: file})
+	}
+	return out
+}
+
+// parsePkgInfo reads the core metadata headers (METADATA / PKG-INFO).
+func parsePkgInfo(b []byte) (FoundPackage, bool) {
+	var p FoundPackage
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			break // the body (description) follows the headers
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch k {
+		case "Name":
+			p.Name = v
+		case "Version":
+			p.Version = v
+		case "License-Expression":
+			p.License = v
+		case "License":
+			if p.License == "" {
+				p.License = v
+			}
+		}
+	}
+	p.Name = lockfile.NormalizeName(p.Name)
+	return p, p.Name != "" && p.Version != ""
+}
