@@ -1,0 +1,8 @@
+package attest_test
+
+import (
+	"compress/gzip"
+	"io"
+)
+
+func newGzip(w io.Writer) *gzip.Writer { return gzip.NewWriter(w) }
