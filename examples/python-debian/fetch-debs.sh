@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Downloads the Debian packages a Python 3.11 interpreter needs on Debian 12
+# (bookworm), at the versions pinned in packages.txt, into debs/ next to the
+# lock. Uses the machine's own apt sources: no mirror is named here. The
+# lock pins each file's sha256 and size; `mlenv lock --check` tells whether
+# what was downloaded is what was locked.
+#
+#   examples/python-debian/fetch-debs.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+mkdir -p debs
+cd debs
+want=()
+while IFS= read -r spec; do
+  [ -n "$spec" ] && want+=("$spec")
+done < ../packages.txt
+missing=()
+for spec in "${want[@]}"; do
+  pkg=${spec%%=*}; ver=${spec#*=}; ver=${ver#*:}
+  ls "${pkg}"_*"${ver}"_*.deb >/dev/null 2>&1 || missing+=("$spec")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  # apt-get download needs the package lists; as root, refresh them once.
+  if [ "$(id -u)" = 0 ] && [ -z "$(ls /var/lib/apt/lists/ 2>/dev/null | grep -v -e lock -e partial)" ]; then
+    apt-get update -qq
+  fi
+  apt-get download -qq "${missing[@]}"
+fi
+ls -1 *.deb
