@@ -36,7 +36,7 @@ bench:
 
 # The README's first command: build the offline example, print its digest.
 demo:
-	cd examples/minimal && $(GO) run ../../cmd/mlenv build --output oci:../../.demo-out
+	$(GO) run ./cmd/mlenv build --lock examples/minimal/mlenv.lock --output oci:.demo-out
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
