@@ -71,6 +71,9 @@ type Result struct {
 	Digest v1.Hash
 	// Images per platform, in the lock's platform order.
 	Images map[string]v1.Image
+	// blobDirs hold verified blobs (layer and artifact caches): outputs
+	// on the same file system link them instead of copying.
+	blobDirs []string
 }
 
 // Epoch returns the time every timestamp in the image is set to.
@@ -100,7 +103,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Images: map[string]v1.Image{}}
+	res := &Result{Images: map[string]v1.Image{}, blobDirs: []string{o.LayerCache.Dir, o.Cache.Dir}}
 	for _, p := range o.Lock.Platforms {
 		img, err := buildPlatform(ctx, o, p, arts)
 		if err != nil {
@@ -124,14 +127,17 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	return res, err
 }
 
-// artifacts are the cached inputs of a build. A blob that was already in
-// the cache is re-hashed before its first use in this build (a layer cache
-// hit does not use it, so costs nothing); one fetched now was verified as
-// it was written.
+// artifacts are the inputs of a build: downloaded ones in the cache, local
+// ones where the lock points (not copied: they are read in place). Each is
+// hashed before its first use in this build unless it was verified as it
+// was downloaded just now; a layer cache hit does not use it, so costs
+// nothing.
 type artifacts struct {
 	cache    *cas.Cache
 	mu       sync.Mutex
 	paths    map[string]string
+	sizes    map[string]int64
+	local    map[string]bool
 	verified map[string]bool
 }
 
@@ -144,7 +150,13 @@ func (a *artifacts) path(sum string) (string, error) {
 		return "", fmt.Errorf("artifact sha256:%s was not fetched", sum)
 	}
 	if !a.verified[sum] {
-		if err := a.cache.Verify(sum); err != nil {
+		var err error
+		if a.local[sum] {
+			err = cas.VerifyFile(p, sum, a.sizes[sum])
+		} else {
+			err = a.cache.Verify(sum)
+		}
+		if err != nil {
 			return "", err
 		}
 		a.verified[sum] = true
@@ -174,18 +186,29 @@ func fetchAll(ctx context.Context, o Options, f *cas.Fetcher) (*artifacts, error
 	}
 	var total int64
 	for _, w := range wants {
-		if !o.Cache.Has(w.SHA256, w.Size) {
+		if cas.IsRemote(w.URI) && !o.Cache.Has(w.SHA256, w.Size) {
 			total += w.Size
 		}
 	}
 	bar := progress.ForStderr("fetching", total, true)
 	f.Progress = bar.Add
 	var mu sync.Mutex
-	arts := &artifacts{cache: o.Cache, paths: map[string]string{}, verified: map[string]bool{}}
+	arts := &artifacts{cache: o.Cache, paths: map[string]string{}, sizes: map[string]int64{},
+		local: map[string]bool{}, verified: map[string]bool{}}
+	var remote []want
+	for _, w := range wants {
+		arts.sizes[w.SHA256] = w.Size
+		if cas.IsRemote(w.URI) {
+			remote = append(remote, w)
+			continue
+		}
+		arts.paths[w.SHA256] = f.LocalPath(w.URI)
+		arts.local[w.SHA256] = true
+	}
 	var missing []string
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
-	for _, w := range wants {
+	for _, w := range remote {
 		g.Go(func() error {
 			cached := o.Cache.Has(w.SHA256, w.Size)
 			p, err := f.Ensure(gctx, w.URI, w.SHA256, w.Size)
@@ -329,22 +352,41 @@ func planLayers(o Options, platform string, arts *artifacts) ([]layerPlan, error
 			}
 		}
 	}
-	// Application files last: they change most often.
-	if len(l.Files) > 0 {
-		files := l.Files
-		key, err := keyOf("files", files)
+	// Application files last: they change most often. Small sets share
+	// one layer; a large one is split into its lock's chunks.
+	var whole []lockfile.FileSet
+	for _, f := range l.Files {
+		if len(f.Chunks) <= 1 {
+			whole = append(whole, f)
+			continue
+		}
+		for j, c := range f.Chunks {
+			key, err := keyOf("files-chunk", map[string]any{"dst": f.Dst, "chunk": j, "of": len(f.Chunks), "sha256": c.SHA256})
+			if err != nil {
+				return nil, err
+			}
+			f, j := f, j
+			plans = append(plans, layerPlan{key: key, createdBy: fmt.Sprintf("mlenv: files %s (part %d of %d)", f.Dst, j+1, len(f.Chunks)),
+				fill: func(t *tree) (func() error, func(), error) {
+					fin, err := addFiles(t, o.BaseDir, f, j)
+					return fin, nil, err
+				}})
+		}
+	}
+	if len(whole) > 0 {
+		key, err := keyOf("files", whole)
 		if err != nil {
 			return nil, err
 		}
 		var dsts []string
-		for _, f := range files {
+		for _, f := range whole {
 			dsts = append(dsts, f.Dst)
 		}
 		plans = append(plans, layerPlan{key: key, createdBy: "mlenv: files " + strings.Join(dsts, " "),
 			fill: func(t *tree) (func() error, func(), error) {
 				var checks []func() error
-				for _, f := range files {
-					fin, err := addFiles(t, o.BaseDir, f)
+				for _, f := range whole {
+					fin, err := addFiles(t, o.BaseDir, f, -1)
 					if err != nil {
 						return nil, nil, err
 					}
@@ -363,19 +405,30 @@ func planLayers(o Options, platform string, arts *artifacts) ([]layerPlan, error
 	return plans, nil
 }
 
+// layerRecord is the layer cache's entry: the layer's digests and the
+// blob's mtime right after it was written and hashed.
+type layerRecord struct {
+	layerInfo
+	MtimeNs int64 `json:"mtimeNs"`
+}
+
 // produce returns the layer for a plan: from the layer cache when its key
 // is known and its blob present, else built now.
 func produce(o Options, p layerPlan) (*cachedLayer, error) {
 	c := o.LayerCache
 	meta := filepath.Join(c.Dir, "layers", strings.TrimPrefix(p.key, "sha256:")+".json")
 	if b, err := os.ReadFile(meta); err == nil {
-		var info layerInfo
-		if json.Unmarshal(b, &info) == nil {
-			hex := strings.TrimPrefix(info.Digest, "sha256:")
-			// Re-hash before reuse: a corrupt cached layer is dropped
-			// and rebuilt, never shipped.
-			if c.Has(hex, info.Size) && c.Verify(hex) == nil {
-				return &cachedLayer{info: info, path: c.Path(hex)}, nil
+		var rec layerRecord
+		if json.Unmarshal(b, &rec) == nil {
+			hex := strings.TrimPrefix(rec.Digest, "sha256:")
+			// A cached layer is reused only if it is provably the bytes
+			// that were hashed: unchanged since (same size and mtime as
+			// recorded right after writing), or re-hashed now. A corrupt
+			// one is dropped and rebuilt, never shipped.
+			if fi, err := os.Stat(c.Path(hex)); err == nil && fi.Size() == rec.Size {
+				if fi.ModTime().UnixNano() == rec.MtimeNs || c.Verify(hex) == nil {
+					return &cachedLayer{info: rec.layerInfo, path: c.Path(hex)}, nil
+				}
 			}
 		}
 	}
@@ -396,7 +449,11 @@ func produce(o Options, p layerPlan) (*cachedLayer, error) {
 			return nil, err
 		}
 	}
-	b, _ := json.Marshal(info)
+	rec := layerRecord{layerInfo: info}
+	if fi, err := os.Stat(c.Path(strings.TrimPrefix(info.Digest, "sha256:"))); err == nil {
+		rec.MtimeNs = fi.ModTime().UnixNano()
+	}
+	b, _ := json.Marshal(rec)
 	if err := writeFileAtomic(meta, b); err != nil {
 		return nil, err
 	}

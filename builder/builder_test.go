@@ -3,6 +3,7 @@ package builder
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -631,3 +632,76 @@ func TestLayerCacheRebuildsOnlyWhatChanged(t *testing.T) {
 
 var _ = name.ParseReference
 var _ = remote.Image
+
+func TestLargeFileSetRebuildsOnlyTheChangedChunk(t *testing.T) {
+	files := map[string][]byte{}
+	for d := 0; d < 12; d++ {
+		for f := 0; f < 4; f++ {
+			body := make([]byte, 512<<10)
+			for i := range body {
+				body[i] = byte(d*31 + f*7 + i%251)
+			}
+			files[fmt.Sprintf("app/d%02d/f%d.bin", d, f)] = body
+		}
+	}
+	lp := project(t, "files: [{src: app, dst: /app}]\n", files)
+	l, _ := lockfile.LoadLock(lp)
+	if n := len(l.Files[0].Chunks); n < 2 {
+		t.Fatalf("a %d MiB file set was not split (%d chunks)", l.Files[0].Size>>20, n)
+	}
+	cache := t.TempDir()
+	r1, err := Build(context.Background(), opts(t, lp, cache))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := layersCached(t, cache)
+	// Change one file and relock: only its chunk is rebuilt.
+	dir := filepath.Dir(lp)
+	os.WriteFile(filepath.Join(dir, "app/d05/f1.bin"), []byte("changed"), 0o644)
+	in, _ := lockfile.LoadIntent(filepath.Join(dir, "mlenv.yaml"))
+	l2, err := (&lockfile.Resolver{}).Resolve(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := l2.Encode()
+	os.WriteFile(lp, enc, 0o644)
+	r2, err := Build(context.Background(), opts(t, lp, cache))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if built := layersCached(t, cache) - before; built != 1 {
+		t.Errorf("changing one file rebuilt %d layers, want 1", built)
+	}
+	if r1.Digest == r2.Digest {
+		t.Error("the image did not change")
+	}
+	l1s, _ := r1.Image.Layers()
+	l2s, _ := r2.Image.Layers()
+	same := 0
+	for i := range l1s {
+		a, _ := l1s[i].Digest()
+		b, _ := l2s[i].Digest()
+		if a == b {
+			same++
+		}
+	}
+	if same != len(l1s)-1 {
+		t.Errorf("%d of %d layers kept", same, len(l1s))
+	}
+	// Every file is in the image exactly once.
+	root := unpackBuilt(t, r2)
+	for n, b := range files {
+		got, err := os.ReadFile(filepath.Join(root, n))
+		if n == "app/d05/f1.bin" {
+			b = []byte("changed")
+		}
+		if err != nil || !bytes.Equal(got, b) {
+			t.Errorf("%s: %v", n, err)
+		}
+	}
+	// A changed file without a relock is caught in its chunk.
+	os.WriteFile(filepath.Join(dir, "app/d07/f2.bin"), []byte("sneaky"), 0o644)
+	if _, err := Build(context.Background(), opts(t, lp, t.TempDir())); err == nil || !strings.Contains(err.Error(), "changed since it was locked") {
+		t.Errorf("unlocked change: %v", err)
+	}
+}

@@ -16,16 +16,27 @@ import (
 	"github.com/mlenv/mlenv/lockfile"
 )
 
-// addFiles adds a locked local file set to t. The tree hash is recomputed
-// from exactly the bytes written to the layer; finish() says whether they
-// still match the lock (checked after the layer is written, so each file
-// is read once).
-func addFiles(t *tree, baseDir string, fs lockfile.FileSet) (finish func() error, err error) {
+// addFiles adds a locked local file set to t: all of it (chunk < 0) or
+// the entries of one chunk. The tree hash is recomputed from exactly the
+// bytes written to the layer; finish() says whether they still match the
+// lock (checked after the layer is written, so each file is read once).
+func addFiles(t *tree, baseDir string, fs lockfile.FileSet, chunk int) (finish func() error, err error) {
 	owner := "files " + fs.Src
 	src := filepath.Join(baseDir, fs.Src)
-	entries, err := treehash.Walk(src)
+	all, err := treehash.Walk(src)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", owner, err)
+	}
+	want := fs.SHA256
+	entries := all
+	if chunk >= 0 {
+		want = fs.Chunks[chunk].SHA256
+		entries = nil
+		for _, e := range all {
+			if treehash.Bucket(e.Path, len(fs.Chunks)) == chunk {
+				entries = append(entries, e)
+			}
+		}
 	}
 	dst := strings.TrimPrefix(path.Clean(fs.Dst), "/")
 	// Files are hashed as the tar writer reads them, in tree order; the
@@ -67,8 +78,8 @@ func addFiles(t *tree, baseDir string, fs lockfile.FileSet) (finish func() error
 		for _, e := range entries {
 			th.Add(e, sums[e.Path])
 		}
-		if got := th.Sum(); got != fs.SHA256 {
-			return fmt.Errorf("%s changed since it was locked (tree sha256 %s, lock says %s): run `mlenv lock` again", fs.Src, got, fs.SHA256)
+		if got := th.Sum(); got != want {
+			return fmt.Errorf("%s changed since it was locked (tree sha256 %s, lock says %s): run `mlenv lock` again", fs.Src, got, want)
 		}
 		return nil
 	}, nil

@@ -60,6 +60,7 @@ func writeLayout(r *Result, dir string) error {
 	if err != nil {
 		return err
 	}
+	linkCachedBlobs(r, tmp)
 	if r.Index != nil {
 		err = lp.AppendIndex(r.Index)
 	} else {
@@ -139,4 +140,33 @@ func ReadImage(ctx context.Context, image string, remoteOpts ...remote.Option) (
 	}
 	opts := append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}, remoteOpts...)
 	return remote.Image(ref, opts...)
+}
+
+// linkCachedBlobs hard-links the image's layers from the cache into a new
+// layout, so that go-containerregistry finds them present and copies
+// nothing. Blobs that cannot be linked (another file system) are copied by
+// the layout writer as usual.
+func linkCachedBlobs(r *Result, layoutDir string) {
+	dst := filepath.Join(layoutDir, "blobs", "sha256")
+	if os.MkdirAll(dst, 0o755) != nil {
+		return
+	}
+	for _, img := range r.Images {
+		layers, err := img.Layers()
+		if err != nil {
+			continue
+		}
+		for _, l := range layers {
+			d, err := l.Digest()
+			if err != nil {
+				continue
+			}
+			for _, dir := range r.blobDirs {
+				src := filepath.Join(dir, "blobs", "sha256", d.Hex)
+				if os.Link(src, filepath.Join(dst, d.Hex)) == nil {
+					break
+				}
+			}
+		}
+	}
 }

@@ -89,6 +89,17 @@ type FileSet struct {
 	SHA256 string `json:"sha256" yaml:"sha256"`
 	Size   int64  `json:"size" yaml:"size"`
 	Files  int    `json:"files" yaml:"files"`
+	// Chunks split a large file set into several layers (by folder, see
+	// treehash.Bucket): each has its own tree hash so that a change
+	// rebuilds one layer. Absent for small sets.
+	Chunks []FileChunk `json:"chunks,omitempty" yaml:"chunks,omitempty"`
+}
+
+// FileChunk is one layer's share of a file set.
+type FileChunk struct {
+	SHA256 string `json:"sha256" yaml:"sha256"`
+	Size   int64  `json:"size" yaml:"size"`
+	Files  int    `json:"files" yaml:"files"`
 }
 
 // ImageConfig is what goes into the OCI image config.
@@ -270,6 +281,11 @@ func (l *Lock) validate(loc locator) error {
 		}
 		if !path.IsAbs(fs.Dst) {
 			return loc.errf(f+".dst", "must be absolute")
+		}
+		for j, c := range fs.Chunks {
+			if !sha256Re.MatchString(c.SHA256) {
+				return loc.errf(fmt.Sprintf("%s.chunks[%d].sha256", f, j), "%q is not a sha256 hex digest", c.SHA256)
+			}
 		}
 	}
 	switch l.Compression.Algorithm {

@@ -82,11 +82,15 @@ func (r *Resolver) Resolve(ctx context.Context, in *Intent) (*Lock, error) {
 	}
 	for i, f := range in.Files {
 		src := filepath.Join(in.Dir, f.Src)
-		sum, size, n, err := treehash.Hash(src)
+		sum, size, n, chunks, err := treehash.HashWithChunks(src)
 		if err != nil {
 			return nil, in.loc.errf(fmt.Sprintf("files[%d].src", i), "%v", err)
 		}
-		l.Files = append(l.Files, FileSet{Src: f.Src, Dst: f.Dst, SHA256: sum, Size: size, Files: n})
+		fs := FileSet{Src: f.Src, Dst: f.Dst, SHA256: sum, Size: size, Files: n}
+		for _, c := range chunks {
+			fs.Chunks = append(fs.Chunks, FileChunk{SHA256: c.SHA256, Size: c.Size, Files: c.Files})
+		}
+		l.Files = append(l.Files, fs)
 	}
 	l.Config = ImageConfig{
 		Workdir: in.Workdir, User: in.User, Entrypoint: in.Entrypoint, Cmd: in.Cmd,

@@ -147,3 +147,25 @@ func (e *MismatchError) Error() string {
 	}
 	return fmt.Sprintf("sha256 mismatch: the lock says %s, the content is %s", e.Want, e.Got)
 }
+
+// VerifyFile hashes a file outside the cache (a local artifact next to the
+// lock) and checks it against the pinned digest and size (-1: any).
+func VerifyFile(p, hexsum string, size int64) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", p, err)
+	}
+	if size >= 0 && n != size {
+		return fmt.Errorf("%s: %w", p, &MismatchError{What: "size", Want: fmt.Sprint(size), Got: fmt.Sprint(n)})
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != hexsum {
+		return fmt.Errorf("%s: %w", p, &MismatchError{What: "sha256", Want: hexsum, Got: got})
+	}
+	return nil
+}

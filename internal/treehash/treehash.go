@@ -158,3 +158,87 @@ func fileSHA(p string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// ChunkTarget is the size a file set's layers aim at: a large application
+// folder is split into several layers so that changing one file rebuilds
+// only the layer that holds it.
+const ChunkTarget = 8 << 20
+
+// MaxChunks bounds the layers one file set may take.
+const MaxChunks = 16
+
+// ChunkCount is how many layers a file set of size bytes is split into.
+func ChunkCount(size int64) int {
+	k := int((size + ChunkTarget - 1) / ChunkTarget)
+	return max(1, min(k, MaxChunks))
+}
+
+// Bucket assigns an entry to one of k chunks by its parent folder, so
+// files of one folder stay together and adding or changing a file moves
+// nothing else (FNV-1a of the folder path).
+func Bucket(path string, k int) int {
+	if k <= 1 {
+		return 0
+	}
+	dir := ""
+	if i := strings.LastIndexByte(path, '/'); i >= 0 {
+		dir = path[:i]
+	}
+	h := uint32(2166136261)
+	for i := 0; i < len(dir); i++ {
+		h ^= uint32(dir[i])
+		h *= 16777619
+	}
+	return int(h % uint32(k))
+}
+
+// Chunk is the tree hash of the entries of one bucket.
+type Chunk struct {
+	SHA256 string
+	Files  int
+	Size   int64
+}
+
+// HashWithChunks walks root once and returns the whole tree's hash, its
+// size and file count, and (when it is large enough to be split) the hash
+// of each chunk.
+func HashWithChunks(root string) (sum string, size int64, files int, chunks []Chunk, err error) {
+	entries, err := Walk(root)
+	if err != nil {
+		return "", 0, 0, nil, err
+	}
+	sums := make([]string, len(entries))
+	for i, e := range entries {
+		if e.Kind == 'f' {
+			if sums[i], err = fileSHA(e.Abs); err != nil {
+				return "", 0, 0, nil, err
+			}
+			size += e.Size
+			files++
+		}
+	}
+	t := New()
+	for i, e := range entries {
+		t.Add(e, sums[i])
+	}
+	k := ChunkCount(size)
+	if k > 1 {
+		hs := make([]*Hasher, k)
+		chunks = make([]Chunk, k)
+		for j := range hs {
+			hs[j] = New()
+		}
+		for i, e := range entries {
+			j := Bucket(e.Path, k)
+			hs[j].Add(e, sums[i])
+			if e.Kind == 'f' {
+				chunks[j].Files++
+				chunks[j].Size += e.Size
+			}
+		}
+		for j := range hs {
+			chunks[j].SHA256 = hs[j].Sum()
+		}
+	}
+	return t.Sum(), size, files, chunks, nil
+}
