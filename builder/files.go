@@ -22,21 +22,15 @@ import (
 // lock (checked after the layer is written, so each file is read once).
 func addFiles(t *tree, baseDir string, fs lockfile.FileSet, chunk int) (finish func() error, err error) {
 	owner := "files " + fs.Src
-	src := filepath.Join(baseDir, fs.Src)
-	all, err := treehash.Walk(src)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", owner, err)
-	}
+	var keep func(string) bool
 	want := fs.SHA256
-	entries := all
 	if chunk >= 0 {
 		want = fs.Chunks[chunk].SHA256
-		entries = nil
-		for _, e := range all {
-			if treehash.Bucket(e.Path, len(fs.Chunks)) == chunk {
-				entries = append(entries, e)
-			}
-		}
+		keep = func(rel string) bool { return treehash.Bucket(rel, len(fs.Chunks)) == chunk }
+	}
+	entries, err := treehash.WalkFiltered(filepath.Join(baseDir, fs.Src), keep)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", owner, err)
 	}
 	dst := strings.TrimPrefix(path.Clean(fs.Dst), "/")
 	// Files are hashed as the tar writer reads them, in tree order; the

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 )
@@ -23,8 +24,16 @@ func (e *exitError) Unwrap() error { return e.err }
 func exitCode(code int, err error) error { return &exitError{code: code, err: err} }
 
 func main() {
+	// MLENV_CPUPROFILE=FILE writes a CPU profile (for `go tool pprof`).
+	if p := os.Getenv("MLENV_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	root := newRoot()
 	if err := root.Execute(); err != nil {
+		pprof.StopCPUProfile()
 		code := 2
 		var ee *exitError
 		if errors.As(err, &ee) {

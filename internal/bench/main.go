@@ -39,6 +39,9 @@ func main() {
 	treeBytes := dirSize(tree)
 
 	run := func(name string, args ...string) time.Duration {
+		// Flush dirty pages first so that one case's writes are not
+		// paid by the next.
+		exec.Command("sync").Run()
 		cmd := exec.Command(name, args...)
 		cmd.Dir = proj
 		cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
@@ -67,6 +70,7 @@ func main() {
 	// (c): a tar of the tree, fed to go-containerregistry as ko and crane do.
 	tarFile := filepath.Join(abs, "tree.tar")
 	sh(tarCmd + " > " + tarFile)
+	exec.Command("sync").Run()
 	start := time.Now()
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return os.Open(tarFile) })
 	must(err)

@@ -44,7 +44,12 @@ func NormMode(kind byte, perm fs.FileMode) int64 {
 
 // Walk lists root (a file or folder) in byte order of path, parents first.
 // Anything but folders, files and symlinks (devices, sockets) is an error.
-func Walk(root string) ([]Entry, error) {
+func Walk(root string) ([]Entry, error) { return WalkFiltered(root, nil) }
+
+// WalkFiltered is Walk restricted to the paths keep accepts (nil: all).
+// Entries it rejects are never stat'ed, so listing one chunk of a large
+// folder costs little more than reading its directories.
+func WalkFiltered(root string, keep func(rel string) bool) ([]Entry, error) {
 	fi, err := os.Lstat(root)
 	if err != nil {
 		return nil, err
@@ -65,6 +70,9 @@ func Walk(root string) ([]Entry, error) {
 			return nil
 		}
 		rel, _ := filepath.Rel(root, p)
+		if keep != nil && !keep(filepath.ToSlash(rel)) {
+			return nil // folders are still descended into
+		}
 		info, err := d.Info()
 		if err != nil {
 			return err
