@@ -28,6 +28,8 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
 	"github.com/sigstore/sigstore/pkg/signature/kms"
 	sigpayload "github.com/sigstore/sigstore/pkg/signature/payload"
+
+	"github.com/mlenv/mlenv/internal/atomicfile"
 )
 
 // PasswordFromEnv is cosign's convention: the key password comes from
@@ -56,34 +58,14 @@ func GenerateKeyPair(dir string, force bool) (privPath, pubPath string, err erro
 	if err != nil {
 		return "", "", fmt.Errorf("generating the key pair: %w", err)
 	}
-	if err := writeAtomic(privPath, keys.PrivateBytes, 0o600); err != nil {
+	if err := atomicfile.Write(privPath, keys.PrivateBytes, 0o600); err != nil {
 		return "", "", err
 	}
-	if err := writeAtomic(pubPath, keys.PublicBytes, 0o644); err != nil {
+	if err := atomicfile.Write(pubPath, keys.PublicBytes, 0o644); err != nil {
 		os.Remove(privPath)
 		return "", "", err
 	}
 	return privPath, pubPath, nil
-}
-
-func writeAtomic(p string, b []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
 }
 
 // LoadSigner opens a signing key: a cosign.key file (password from
@@ -240,7 +222,7 @@ func WriteBundle(path, image, digest string, atts []Signed) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, append(b, '\n'), 0o644)
+	return atomicfile.Write(path, append(b, '\n'), 0o644)
 }
 
 // ReadBundle reads a bundle file.

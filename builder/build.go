@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/mlenv/mlenv/internal/atomicfile"
 	"github.com/mlenv/mlenv/internal/canon"
 	"github.com/mlenv/mlenv/internal/cas"
 	"github.com/mlenv/mlenv/internal/progress"
@@ -454,30 +455,10 @@ func produce(o Options, p layerPlan) (*cachedLayer, error) {
 		rec.MtimeNs = fi.ModTime().UnixNano()
 	}
 	b, _ := json.Marshal(rec)
-	if err := writeFileAtomic(meta, b); err != nil {
+	if err := atomicfile.Write(meta, b, 0o644); err != nil {
 		return nil, err
 	}
 	return &cachedLayer{info: info, path: c.Path(strings.TrimPrefix(info.Digest, "sha256:"))}, nil
-}
-
-func writeFileAtomic(p string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
 }
 
 func buildPlatform(ctx context.Context, o Options, platform string, arts *artifacts) (v1.Image, error) {

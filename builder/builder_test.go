@@ -120,7 +120,9 @@ func TestBuildTwiceSameDigestDifferentCachesAndDirs(t *testing.T) {
 	}
 	// A copy of the project in another folder, another cache.
 	dir2 := t.TempDir()
-	copyTree(t, filepath.Dir(lp), dir2)
+	if err := testutil.CopyDir(filepath.Dir(lp), dir2); err != nil {
+		t.Fatal(err)
+	}
 	r2, err := Build(context.Background(), opts(t, filepath.Join(dir2, "mlenv.lock"), t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
@@ -136,25 +138,6 @@ func TestBuildTwiceSameDigestDifferentCachesAndDirs(t *testing.T) {
 	if len(layers) != 3 {
 		t.Errorf("%d layers, want debs, wheels, files", len(layers))
 	}
-}
-
-func copyTree(t *testing.T, src, dst string) {
-	t.Helper()
-	filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if fi.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, fi.Mode())
-	})
 }
 
 func unpackBuilt(t *testing.T, r *Result) string {

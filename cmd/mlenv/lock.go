@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mlenv/mlenv/internal/atomicfile"
 	"github.com/mlenv/mlenv/internal/cas"
 	"github.com/mlenv/mlenv/lockfile"
 )
@@ -64,7 +65,7 @@ requirements file with --hash.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "%s is up to date\n", lockFile)
 				return nil
 			}
-			if err := writeFileAtomic(lockFile, b); err != nil {
+			if err := atomicfile.Write(lockFile, b, 0o644); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (%d wheels, %d debs, %d file sets)\n", lockFile, len(l.Wheels), len(l.Debs), len(l.Files))
@@ -75,26 +76,4 @@ requirements file with --hash.`,
 	cmd.Flags().StringVarP(&lockFile, "output", "o", "", "where to write the lock (default: mlenv.lock next to the intent)")
 	cmd.Flags().BoolVar(&check, "check", false, "write nothing; exit 1 when the lock is stale")
 	return cmd
-}
-
-// writeFileAtomic writes next to the target and renames: a reader never
-// sees half a file, and a failure leaves the old file.
-func writeFileAtomic(p string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
 }

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mlenv/mlenv/internal/testutil"
 )
 
 // exampleDigest pins the offline example's image digest: any change to
@@ -42,28 +44,6 @@ func lastLine(s string) string {
 	return lines[len(lines)-1]
 }
 
-func copyDir(t *testing.T, src, dst string) {
-	t.Helper()
-	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if fi.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, fi.Mode())
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestOfflineExampleIsReproducible builds examples/minimal twice: from two
 // copies in different folders, under different time zones, umasks, working
 // directories and caches, seconds apart, and compares both digests with the
@@ -86,7 +66,7 @@ func TestOfflineExampleIsReproducible(t *testing.T) {
 		umask int
 	}{{time.UTC, 0o022}, {time.FixedZone("UTC+9", 9*3600), 0o077}} {
 		dir := t.TempDir()
-		copyDir(t, example, filepath.Join(dir, "project"))
+		mustCopyDir(t, example, filepath.Join(dir, "project"))
 		syscall.Umask(env.umask)
 		time.Local = env.tz
 		t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
@@ -111,7 +91,7 @@ func TestOfflineExampleIsReproducible(t *testing.T) {
 
 func TestLockCheckExitCodes(t *testing.T) {
 	dir := t.TempDir()
-	copyDir(t, "../../examples/minimal", dir)
+	mustCopyDir(t, "../../examples/minimal", dir)
 	intent := filepath.Join(dir, "mlenv.yaml")
 	if _, stderr, code := run(t, "lock", "--check", "-f", intent); code != 0 {
 		t.Fatalf("fresh lock reported stale: %s", stderr)
@@ -153,5 +133,12 @@ func TestVersion(t *testing.T) {
 	out, _, code := run(t, "version", "--output", "json")
 	if code != 0 || !strings.Contains(out, `"go":"go1.`) || !strings.Contains(out, `"version":"dev"`) {
 		t.Errorf("version: %d %s", code, out)
+	}
+}
+
+func mustCopyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	if err := testutil.CopyDir(src, dst); err != nil {
+		t.Fatal(err)
 	}
 }
