@@ -216,6 +216,9 @@ func TestRelocatableAndArchSpecificEntries(t *testing.T) {
 	f := testutil.MakeELF(map[string][]byte{
 		".nv_fatbin":     fixtureContainer(a, fixtureEntry(kindELF, 80, []byte("k"), false, 0)),
 		"__nv_relfatbin": fixtureContainer(fixtureEntry(kindELF, 75, []byte("rdc"), false, 0)),
+		// A blob the library would load itself: not registered by the
+		// runtime, not listed by cuobjdump.
+		".rodata": fixtureContainer(fixtureEntry(kindELF, 70, []byte("private"), false, 0)),
 	})
 	section, err := ScanELF(bytes.NewReader(f), int64(len(f)))
 	if err != nil {

@@ -287,17 +287,17 @@ func (s *streamScanner) observe(b []byte, off int64) {
 	}
 }
 
-// relocatableRanges returns the file ranges of __nv_relfatbin sections,
-// and whether the section table could be read at all.
-func (s *streamScanner) relocatableRanges() ([][2]int64, bool) {
+// fatbinRanges returns the file ranges of the .nv_fatbin and
+// __nv_relfatbin sections, and whether the section table could be read.
+func (s *streamScanner) fatbinRanges() (loaded, relocatable [][2]int64, ok bool) {
 	if s.shsize == 0 || int64(len(s.shdrs)) != s.shsize {
-		return nil, false
+		return nil, nil, false
 	}
 	le := binary.LittleEndian
 	n := len(s.shdrs) / 64
 	strndx := int(le.Uint16(s.elfHdr[62:]))
 	if strndx >= n {
-		return nil, false
+		return nil, nil, false
 	}
 	sh := func(i int) (name uint32, off, size int64) {
 		h := s.shdrs[i*64:]
@@ -305,10 +305,9 @@ func (s *streamScanner) relocatableRanges() ([][2]int64, bool) {
 	}
 	_, stroff, strsize := sh(strndx)
 	if stroff < s.ringOff || stroff+strsize > s.ringOff+int64(len(s.ring)) || strsize < 0 {
-		return nil, false
+		return nil, nil, false
 	}
 	names := s.ring[stroff-s.ringOff : stroff-s.ringOff+strsize]
-	var out [][2]int64
 	for i := 0; i < n; i++ {
 		nameOff, off, size := sh(i)
 		if int(nameOff) >= len(names) {
@@ -318,11 +317,14 @@ func (s *streamScanner) relocatableRanges() ([][2]int64, bool) {
 		if j := bytes.IndexByte(name, 0); j >= 0 {
 			name = name[:j]
 		}
-		if string(name) == "__nv_relfatbin" {
-			out = append(out, [2]int64{off, off + size})
+		switch string(name) {
+		case ".nv_fatbin":
+			loaded = append(loaded, [2]int64{off, off + size})
+		case "__nv_relfatbin":
+			relocatable = append(relocatable, [2]int64{off, off + size})
 		}
 	}
-	return out, true
+	return loaded, relocatable, true
 }
 
 // fill makes at least n bytes available unless the stream ends.
@@ -383,16 +385,34 @@ func (s *streamScanner) run() ([]Entry, error) {
 	if err := s.drain(); err != nil {
 		return out, err
 	}
-	if ranges, ok := s.relocatableRanges(); ok {
-		for i := range out {
-			for _, r := range ranges {
-				if s.entryAt[i] >= r[0] && s.entryAt[i] < r[1] {
-					out[i].Relocatable = true
-				}
+	// With the section table, keep what the section reader keeps: code
+	// in .nv_fatbin, and __nv_relfatbin marked relocatable. Containers
+	// elsewhere (blobs a library loads itself) are not what the CUDA
+	// runtime registers, and cuobjdump does not list them either. Without
+	// a readable table (stripped or unusual files) every container counts.
+	loaded, reloc, ok := s.fatbinRanges()
+	if !ok {
+		return out, nil
+	}
+	in := func(off int64, ranges [][2]int64) bool {
+		for _, r := range ranges {
+			if off >= r[0] && off < r[1] {
+				return true
 			}
 		}
+		return false
 	}
-	return out, nil
+	kept := out[:0]
+	for i, e := range out {
+		switch {
+		case in(s.entryAt[i], loaded):
+			kept = append(kept, e)
+		case in(s.entryAt[i], reloc):
+			e.Relocatable = true
+			kept = append(kept, e)
+		}
+	}
+	return kept, nil
 }
 
 func (s *streamScanner) drain() error {
@@ -546,6 +566,9 @@ func Summarize(files map[string][]Entry) Summary {
 	}
 	return s
 }
+
+// SortedTargets lists a set of targets in architecture order.
+func SortedTargets(set map[string]bool) []string { return sortedArchs(set) }
 
 func sortedArchs(set map[string]bool) []string {
 	out := make([]string, 0, len(set))

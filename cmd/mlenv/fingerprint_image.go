@@ -46,11 +46,18 @@ func fingerprintImage(cmd *cobra.Command, image, output string) error {
 	}
 	sort.Strings(paths)
 	for _, p := range paths {
-		var archs []string
+		sass, ptx := map[string]bool{}, map[string]bool{}
 		for _, e := range rep.Files[p] {
-			archs = append(archs, e.Arch)
+			if e.Relocatable {
+				continue
+			}
+			if e.Kind == "sass" {
+				sass[e.Arch] = true
+			} else {
+				ptx[e.Arch] = true
+			}
 		}
-		fmt.Fprintf(w, "%s\t%s\n", p, strings.Join(archs, " "))
+		fmt.Fprintf(w, "%s\t%d entries; sass %s; ptx %s\n", p, len(rep.Files[p]), orNone(cuda.SortedTargets(sass)), orNone(cuda.SortedTargets(ptx)))
 		if m := rep.Summary.Missing[p]; len(m) > 0 {
 			fmt.Fprintf(w, "\tlacks %s (other libraries have it)\n", strings.Join(m, " "))
 		}
