@@ -471,6 +471,7 @@ func buildPlatform(ctx context.Context, o Options, platform string, arts *artifa
 		return nil, err
 	}
 	layers := make([]*cachedLayer, len(plans))
+	bar := progress.ForStderr(platform+": layers", int64(len(plans)), false)
 	g, _ := errgroup.WithContext(ctx)
 	g.SetLimit(o.Jobs)
 	for i, p := range plans {
@@ -480,10 +481,15 @@ func buildPlatform(ctx context.Context, o Options, platform string, arts *artifa
 				return err
 			}
 			layers[i] = l
+			bar.Add(1)
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
+	err = g.Wait()
+	if len(plans) > 0 {
+		bar.Done()
+	}
+	if err != nil {
 		return nil, err
 	}
 	epoch := Epoch(o.Lock)
