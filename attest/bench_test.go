@@ -2,7 +2,6 @@ package attest_test
 
 import (
 	"archive/tar"
-	"bytes"
 	"fmt"
 	"io"
 	"math/rand"
@@ -136,8 +135,6 @@ func BenchmarkReadAllLayers(b *testing.B) {
 		}
 	})
 }
-
-var _ = bytes.MinRead
 
 func TestMain(m *testing.M) {
 	code := m.Run()

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/mlenv/mlenv/internal/cas"
@@ -613,9 +613,6 @@ func TestLayerCacheRebuildsOnlyWhatChanged(t *testing.T) {
 	}
 }
 
-var _ = name.ParseReference
-var _ = remote.Image
-
 func TestLargeFileSetRebuildsOnlyTheChangedChunk(t *testing.T) {
 	files := map[string][]byte{}
 	for d := 0; d < 12; d++ {
@@ -686,5 +683,117 @@ func TestLargeFileSetRebuildsOnlyTheChangedChunk(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "app/d07/f2.bin"), []byte("sneaky"), 0o644)
 	if _, err := Build(context.Background(), opts(t, lp, t.TempDir())); err == nil || !strings.Contains(err.Error(), "changed since it was locked") {
 		t.Errorf("unlocked change: %v", err)
+	}
+}
+
+func TestTwoBuildsShareOneCache(t *testing.T) {
+	srv, _ := artifactServer(t, helloWheel.Bytes(), func(int64) string { return "" })
+	lp := remoteWheelLock(t, srv.URL)
+	cache := t.TempDir()
+	type result struct {
+		d   string
+		err error
+	}
+	results := make(chan result, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			r, err := Build(context.Background(), opts(t, lp, cache))
+			if err != nil {
+				results <- result{err: err}
+				return
+			}
+			results <- result{d: r.Digest.String()}
+		}()
+	}
+	a, b := <-results, <-results
+	if a.err != nil || b.err != nil || a.d != b.d {
+		t.Fatalf("concurrent builds on one cache: %+v %+v", a, b)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(cache, "blobs/sha256/.*"))
+	if len(leftovers) != 0 {
+		t.Errorf("temporary files left: %v", leftovers)
+	}
+}
+
+func TestCorruptCacheIsNeverUsed(t *testing.T) {
+	srv, count := artifactServer(t, helloWheel.Bytes(), func(int64) string { return "" })
+	lp := remoteWheelLock(t, srv.URL)
+	cache := t.TempDir()
+	r1, err := Build(context.Background(), opts(t, lp, cache))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := lockfile.LoadLock(lp)
+	c := &cas.Cache{Dir: cache}
+	// Corrupt the cached wheel (same size) and drop the built layers so
+	// that the wheel is needed again.
+	blob := c.Path(l.Wheels[0].SHA256)
+	b, _ := os.ReadFile(blob)
+	b[len(b)/2] ^= 0xff
+	os.WriteFile(blob, b, 0o644)
+	os.RemoveAll(filepath.Join(cache, "layers"))
+	_, err = Build(context.Background(), opts(t, lp, cache))
+	if err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("corrupt cached wheel: %v", err)
+	}
+	// It was removed: the next build downloads it again and succeeds.
+	r2, err := Build(context.Background(), opts(t, lp, cache))
+	if err != nil || r2.Digest != r1.Digest || count.Load() != 2 {
+		t.Fatalf("after removal: %v, %s vs %s, %d downloads", err, r2.Digest, r1.Digest, count.Load())
+	}
+	// A cached layer modified after it was written is re-hashed, found
+	// wrong, and rebuilt.
+	layers, _ := r2.Image.Layers()
+	d, _ := layers[0].Digest()
+	lb, _ := os.ReadFile(c.Path(d.Hex))
+	lb[len(lb)-10] ^= 0xff
+	os.WriteFile(c.Path(d.Hex), lb, 0o644)
+	r3, err := Build(context.Background(), opts(t, lp, cache))
+	if err != nil || r3.Digest != r1.Digest {
+		t.Fatalf("corrupt cached layer: %v, %s", err, r3.Digest)
+	}
+	if err := c.Verify(d.Hex); err != nil {
+		t.Errorf("the corrupt layer was not replaced: %v", err)
+	}
+}
+
+func TestBaseFromOCILayout(t *testing.T) {
+	base := testutil.RandomImage(t, "linux", "amd64")
+	dir := t.TempDir()
+	lp, err := layout.Write(filepath.Join(dir, "base"), empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(base); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "mlenv.yaml"), []byte("base: oci:base\nfiles: [{src: app, dst: /app}]\n"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "app"), 0o755)
+	os.WriteFile(filepath.Join(dir, "app", "x"), []byte("x"), 0o644)
+	in, err := lockfile.LoadIntent(filepath.Join(dir, "mlenv.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := (&lockfile.Resolver{}).Resolve(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bd, _ := base.Digest()
+	if l.Base.Manifests["linux/amd64"] != bd.String() {
+		t.Fatalf("base pinned as %+v, want %s", l.Base, bd)
+	}
+	enc, _ := l.Encode()
+	os.WriteFile(filepath.Join(dir, "mlenv.lock"), enc, 0o644)
+	r, err := Build(context.Background(), opts(t, filepath.Join(dir, "mlenv.lock"), t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := r.Image.Layers()
+	if len(layers) != 3 {
+		t.Errorf("%d layers, want the base's 2 and one", len(layers))
+	}
+	m, _ := r.Image.Manifest()
+	if m.Annotations["org.opencontainers.image.base.digest"] != bd.String() {
+		t.Errorf("annotations %v", m.Annotations)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 )
 
 // The fat binary format is not documented by NVIDIA; the layout below was
@@ -602,5 +601,3 @@ func sortByNumber(list []string) {
 
 // isELF says whether the first bytes are an ELF header.
 func isELF(b []byte) bool { return len(b) >= 4 && string(b[:4]) == "\x7fELF" }
-
-var _ = strings.HasPrefix

@@ -1,7 +1,6 @@
 package cuda
 
 import (
-	"archive/tar"
 	"bytes"
 	"io"
 	"os"
@@ -66,5 +65,4 @@ func TestScanImageStreamsLayers(t *testing.T) {
 	if strings.Join(rep.Python, ",") != "3.11" {
 		t.Errorf("python %v", rep.Python)
 	}
-	_ = tar.TypeReg
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -107,5 +106,3 @@ func printFingerprint(w io.Writer, fp *fingerprint.Fingerprint) {
 		}
 	}
 }
-
-var _ = os.Stderr
