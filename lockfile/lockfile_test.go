@@ -14,6 +14,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/mlenv/mlenv/internal/testutil"
 )
 
@@ -414,5 +420,31 @@ func TestResolveRegistryBaseByTag(t *testing.T) {
 	in = project(t, fmt.Sprintf("base: %s\nplatforms: [linux/arm64]\n", ref), nil)
 	if _, err := (&Resolver{}).Resolve(context.Background(), in); err == nil || !strings.Contains(err.Error(), "not linux/arm64") {
 		t.Errorf("platform mismatch not reported: %v", err)
+	}
+}
+
+func TestResolveMultiPlatformIndexBase(t *testing.T) {
+	host := testutil.Registry(t, nil)
+	amd, arm := testutil.RandomImage(t, "linux", "amd64"), testutil.RandomImage(t, "linux", "arm64")
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}})
+	ref, _ := name.ParseReference(host + "/cuda:12")
+	if err := remote.WriteIndex(ref, idx); err != nil {
+		t.Fatal(err)
+	}
+	in := project(t, "base: "+ref.String()+"\nplatforms: [linux/arm64, linux/amd64]\n", nil)
+	l, err := (&Resolver{}).Resolve(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad, _ := amd.Digest()
+	rd, _ := arm.Digest()
+	id, _ := idx.Digest()
+	if l.Base.Digest != id.String() || l.Base.Manifests["linux/amd64"] != ad.String() || l.Base.Manifests["linux/arm64"] != rd.String() {
+		t.Errorf("base pinned as %+v", l.Base)
+	}
+	if _, err := (&Resolver{}).Resolve(context.Background(), project(t, "base: "+host+"/missing:1\n", nil)); err == nil || !strings.Contains(err.Error(), "mlenv.yaml:1: base") {
+		t.Errorf("missing base: %v", err)
 	}
 }
