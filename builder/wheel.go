@@ -104,12 +104,11 @@ func installWheel(t *tree, zr *zip.Reader, w lockfile.Wheel, lay wheelLayout) er
 		defer rc.Close()
 		return io.ReadAll(rc)
 	}
-	wheelMeta, err := readSmall(distInfo + "/WHEEL")
-	if err != nil {
+	// Root-Is-Purelib decides between purelib and platlib, which are the
+	// same folder in mlenv's layout; WHEEL must still be there.
+	if _, err := readSmall(distInfo + "/WHEEL"); err != nil {
 		return err
 	}
-	purelib := bytes.Contains(bytes.ToLower(wheelMeta), []byte("root-is-purelib: true"))
-	_ = purelib // purelib and platlib are the same folder in mlenv's layout
 	recordRaw, err := readSmall(distInfo + "/RECORD")
 	if err != nil {
 		return err
@@ -189,8 +188,7 @@ func installWheel(t *tree, zr *zip.Reader, w lockfile.Wheel, lay wheelLayout) er
 	}
 
 	// Entry points become scripts, as pypa/installer writes them.
-	if ep, ok := files[distInfo+"/entry_points.txt"]; ok {
-		_ = ep
+	if _, ok := files[distInfo+"/entry_points.txt"]; ok {
 		raw, err := readSmall(distInfo + "/entry_points.txt")
 		if err != nil {
 			return err

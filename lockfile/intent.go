@@ -213,7 +213,7 @@ func (a ArtifactIntent) validate(l locator, field string) error {
 	return nil
 }
 
-// PythonTarget is what a wheel must be compatible with, for one platform.
+// target is what a wheel must be compatible with, for one platform.
 func (py *PythonIntent) target(platform string) Target {
 	return Target{PythonVersion: py.Version, Implementation: py.Implementation, Libc: py.Libc, Platform: platform}
 }
