@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -515,6 +516,35 @@ func TestBundleVerifiesOfflineAndRejectsTampering(t *testing.T) {
 		att, _ = cstatic.NewAttestation(a.Envelope, cstatic.WithLayerMediaType(ctypes.DssePayloadType))
 		if _, err := cosign.VerifyBlobAttestation(context.Background(), att, otherH, f.checkOpts(t)); err == nil {
 			t.Errorf("%s: verified for a digest it does not name", a.PredicateType)
+		}
+	}
+}
+
+// TestCosignCLIAcceptsAttestations runs the cosign CLI itself where it is
+// installed (it is not in CI): verify-attestation for each predicate type
+// and verify for the signature.
+func TestCosignCLIAcceptsAttestations(t *testing.T) {
+	cosignBin, err := exec.LookPath("cosign")
+	if err != nil {
+		t.Skip("cosign CLI not on PATH")
+	}
+	f := setup(t)
+	if _, err := attest.Run(context.Background(), f.opts()); err != nil {
+		t.Fatal(err)
+	}
+	sv, _ := attest.LoadSigner(context.Background(), f.key)
+	if err := attest.SignImage(context.Background(), f.digest, sv); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"verify-attestation", "--type", "slsaprovenance1"},
+		{"verify-attestation", "--type", "spdxjson"},
+		{"verify-attestation", "--type", "https://mlenv.dev/fingerprint/v1"},
+		{"verify"},
+	} {
+		cmd := exec.Command(cosignBin, append(args, "--key", f.pub, "--insecure-ignore-tlog", "--allow-http-registry", f.ref)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("cosign %v: %v\n%s", args, err, out)
 		}
 	}
 }

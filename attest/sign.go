@@ -18,7 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/in-toto/in-toto-golang/in_toto"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
-	cremote "github.com/sigstore/cosign/v2/pkg/cosign/remote"
+	"github.com/sigstore/cosign/v2/pkg/oci"
+	cempty "github.com/sigstore/cosign/v2/pkg/oci/empty"
 	"github.com/sigstore/cosign/v2/pkg/oci/mutate"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
@@ -164,7 +165,7 @@ func Attach(ctx context.Context, digest name.Digest, atts []Signed, opts ...remo
 		if err != nil {
 			return err
 		}
-		se, err = mutate.AttachAttestationToEntity(se, sig, mutate.WithReplaceOp(cremote.NewReplaceOp(a.PredicateType)))
+		se, err = mutate.AttachAttestationToEntity(se, sig, mutate.WithReplaceOp(replaceByType{a.PredicateType}))
 		if err != nil {
 			return err
 		}
@@ -239,4 +240,50 @@ func ReadBundle(path string) (*Bundle, error) {
 		return nil, fmt.Errorf("%s: media type %q, want %s", path, bu.MediaType, BundleMediaType)
 	}
 	return &bu, nil
+}
+
+// replaceByType drops earlier attestations of one predicate type and
+// appends the new one: cosign's own ReplaceOp does the same but prints a
+// line for every attestation it keeps.
+type replaceByType struct{ predicateType string }
+
+func (r replaceByType) Replace(existing oci.Signatures, att oci.Signature) (oci.Signatures, error) {
+	all, err := existing.Get()
+	if err != nil {
+		return nil, err
+	}
+	var kept []oci.Signature
+	for _, s := range all {
+		if predicateTypeOf(s) != r.predicateType {
+			kept = append(kept, s)
+		}
+	}
+	return mutate.AppendSignatures(cempty.Signatures(), false, append(kept, att)...)
+}
+
+// predicateTypeOf reads an attestation's predicate type from its layer
+// annotation, or else from the statement inside its DSSE envelope.
+func predicateTypeOf(s oci.Signature) string {
+	if ann, err := s.Annotations(); err == nil && ann["predicateType"] != "" {
+		return ann["predicateType"]
+	}
+	raw, err := s.Payload()
+	if err != nil {
+		return ""
+	}
+	var env struct {
+		Payload string `json:"payload"`
+	}
+	if json.Unmarshal(raw, &env) != nil {
+		return ""
+	}
+	st, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil {
+		return ""
+	}
+	var head struct {
+		PredicateType string `json:"predicateType"`
+	}
+	json.Unmarshal(st, &head)
+	return head.PredicateType
 }
