@@ -17,8 +17,10 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/mlenv/mlenv/internal/cas"
@@ -795,5 +797,36 @@ func TestBaseFromOCILayout(t *testing.T) {
 	m, _ := r.Image.Manifest()
 	if m.Annotations["org.opencontainers.image.base.digest"] != bd.String() {
 		t.Errorf("annotations %v", m.Annotations)
+	}
+}
+
+func TestReproReportNamesDifferingFiles(t *testing.T) {
+	c1, c2 := t.TempDir(), t.TempDir()
+	build := func(dir, body string) v1.Image {
+		tr := newTree()
+		tr.addData("t", "app/a.txt", 0o644, []byte("same"))
+		tr.addData("t", "app/b.txt", 0o644, []byte(body))
+		c := &cas.Cache{Dir: dir}
+		info, err := writeLayer(c, tr, 0, lockfile.Compression{Algorithm: "gzip", Level: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := mutate.AppendLayers(empty.Image, &cachedLayer{info: info, path: c.Path(strings.TrimPrefix(info.Digest, "sha256:"))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	diffs, err := compareImages(build(c1, "one"), build(c2, "two"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(diffs, "\n")
+	if !strings.Contains(joined, "layer 0") || !strings.Contains(joined, "app/b.txt:") || strings.Contains(joined, "app/a.txt") {
+		t.Errorf("report should name app/b.txt and only it:\n%s", joined)
+	}
+	same, err := compareImages(build(t.TempDir(), "x"), build(t.TempDir(), "x"))
+	if err != nil || len(same) != 0 {
+		t.Errorf("identical builds reported %v, %v", same, err)
 	}
 }
