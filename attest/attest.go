@@ -21,6 +21,7 @@ import (
 	"github.com/mlenv/mlenv/builder"
 	"github.com/mlenv/mlenv/cuda"
 	"github.com/mlenv/mlenv/fingerprint"
+	"github.com/mlenv/mlenv/internal/layerwalk"
 	"github.com/mlenv/mlenv/lockfile"
 )
 
@@ -112,14 +113,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				ErrLockMismatch, o.LockPath, lockDigest, got, builder.LabelLockDigest)
 		}
 	}
-	inv, err := ReadInventory(img)
-	if err != nil {
-		return nil, fmt.Errorf("reading the image's packages: %w", err)
+	// One pass over the layers for both the package inventory and the
+	// GPU code: metadata goes to the first, ELF files to the second.
+	invV, gpuV := NewInventoryVisitor(), cuda.NewImageScanner()
+	if err := layerwalk.Walk(img, invV, gpuV); err != nil {
+		return nil, fmt.Errorf("reading the image's packages and GPU code: %w", err)
 	}
-	gpu, err := cuda.ScanImage(img)
-	if err != nil {
-		return nil, fmt.Errorf("scanning the image's GPU code: %w", err)
-	}
+	inv, gpu := invV.Inventory(), gpuV.Report()
 	tool := "mlenv-" + o.MlenvVersion
 	var statements []*in_toto.Statement
 	if lock != nil {

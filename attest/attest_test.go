@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,8 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"github.com/sigstore/cosign/v2/pkg/oci"
@@ -57,8 +57,7 @@ func baseImage(t *testing.T) v1.Image {
 		{Name: "usr/lib/python3/dist-packages/six-1.16.0.egg-info", Body: "Metadata-Version: 1.1\nName: six\nVersion: 1.16.0\nLicense: MIT License and more words\n"},
 		{Name: "opt/conda/conda-meta/zstd-1.5.5-0.json", Body: `{"name": "zstd", "version": "1.5.5", "license": "BSD-3-Clause"}`},
 	})
-	l := static.NewLayer(gz(t, layer), types.DockerLayer)
-	img, err := mutate.AppendLayers(empty.Image, l)
+	img, err := mutate.AppendLayers(empty.Image, tarLayer(t, layer))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,12 +71,14 @@ func baseImage(t *testing.T) v1.Image {
 	return img
 }
 
-func gz(t *testing.T, b []byte) []byte {
-	var buf bytes.Buffer
-	zw := newGzip(&buf)
-	zw.Write(b)
-	zw.Close()
-	return buf.Bytes()
+// tarLayer is a gzip layer holding the tar bytes b.
+func tarLayer(t *testing.T, b []byte) v1.Layer {
+	t.Helper()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
 
 // fixture is a registry with a built, pushed image and a key pair.
@@ -546,5 +547,27 @@ func TestCosignCLIAcceptsAttestations(t *testing.T) {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("cosign %v: %v\n%s", args, err, out)
 		}
+	}
+}
+
+func TestInventoryHonoursWhiteouts(t *testing.T) {
+	img, err := mutate.AppendLayers(baseImage(t),
+		tarLayer(t, testutil.Tar([]testutil.TarEntry{
+			{Name: "usr/lib/python3/dist-packages/.wh.numpy-1.26.4.dist-info", Body: ""},
+			{Name: "opt/conda/.wh..wh..opq", Body: ""},
+		})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := attest.ReadInventory(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range inv.Packages {
+		names = append(names, p.Name)
+	}
+	if got := strings.Join(names, ","); got != "libc6,zlib1g,six" {
+		t.Errorf("packages after whiteouts: %s (numpy and the conda package were deleted by the top layer)", got)
 	}
 }

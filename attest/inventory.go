@@ -7,13 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"path"
 	"regexp"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/mlenv/mlenv/internal/debpkg"
+	"github.com/mlenv/mlenv/internal/layerwalk"
 	"github.com/mlenv/mlenv/lockfile"
 )
 
@@ -52,95 +52,101 @@ var (
 // egg-info, conda-meta): layers are never unpacked to disk, and other
 // files are skipped without being buffered.
 func ReadInventory(img v1.Image) (*Inventory, error) {
-	layers, err := img.Layers()
-	if err != nil {
+	v := NewInventoryVisitor()
+	if err := layerwalk.Walk(img, v); err != nil {
 		return nil, err
 	}
-	inv := &Inventory{}
-	// Later layers replace a metadata file of an earlier one.
-	byPath := map[string][]FoundPackage{}
-	var order []string
-	for i, l := range layers {
-		rc, err := l.Uncompressed()
-		if err != nil {
-			return nil, fmt.Errorf("layer %d: %w", i, err)
-		}
-		err = readLayer(rc, i, inv, func(p string, pkgs []FoundPackage) {
-			if _, seen := byPath[p]; !seen {
-				order = append(order, p)
-			}
-			byPath[p] = pkgs
-		})
-		rc.Close()
-		if err != nil {
-			return nil, fmt.Errorf("layer %d: %w", i, err)
-		}
-	}
-	for _, p := range order {
-		inv.Packages = append(inv.Packages, byPath[p]...)
-	}
-	return inv, nil
+	return v.Inventory(), nil
 }
 
-func readLayer(r io.Reader, layer int, inv *Inventory, found func(string, []FoundPackage)) error {
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if h.Typeflag != tar.TypeReg {
-			continue
-		}
-		name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
-		kind := ""
-		switch {
-		case name == "var/lib/dpkg/status" || strings.HasPrefix(name, "var/lib/dpkg/status.d/") && !strings.HasSuffix(name, ".md5sums"):
-			kind = "dpkg"
-		case distInfoRe.MatchString(name):
-			kind = "dist-info"
-		case eggInfoRe.MatchString(name):
-			kind = "egg-info"
-		case condaRe.MatchString(name):
-			kind = "conda"
-		case name == "etc/os-release" || name == "usr/lib/os-release":
-			kind = "os-release"
-		default:
-			continue
-		}
-		if h.Size > maxMetadata {
-			return fmt.Errorf("%s: metadata file of %d bytes is implausibly large", name, h.Size)
-		}
-		b, err := io.ReadAll(io.LimitReader(tr, maxMetadata))
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		switch kind {
-		case "dpkg":
-			found(name, parseDpkgStatus(b, layer, name))
-		case "dist-info", "egg-info":
-			if p, ok := parsePkgInfo(b); ok {
-				p.Type, p.Layer, p.Path = "pypi", layer, name
-				found(name, []FoundPackage{p})
+// InventoryVisitor is the layer visitor behind ReadInventory. A later
+// layer's metadata file replaces an earlier one's, and whiteouts remove
+// them, as in the running container.
+type InventoryVisitor struct {
+	byPath   map[string][]FoundPackage
+	order    []string
+	distroID string
+}
+
+// NewInventoryVisitor starts an empty inventory.
+func NewInventoryVisitor() *InventoryVisitor {
+	return &InventoryVisitor{byPath: map[string][]FoundPackage{}}
+}
+
+// Inventory is what the walk found, in the order files first appeared.
+func (v *InventoryVisitor) Inventory() *Inventory {
+	inv := &Inventory{DistroID: v.distroID}
+	for _, p := range v.order {
+		inv.Packages = append(inv.Packages, v.byPath[p]...)
+	}
+	return inv
+}
+
+func (v *InventoryVisitor) found(p string, pkgs []FoundPackage) {
+	if _, seen := v.byPath[p]; !seen {
+		v.order = append(v.order, p)
+	}
+	v.byPath[p] = pkgs
+}
+
+// Visit implements layerwalk.Visitor; it reads (consumes) only metadata.
+func (v *InventoryVisitor) Visit(layer int, name string, h *tar.Header, body io.Reader) (bool, error) {
+	if removed, opaque, ok := layerwalk.Whiteout(name); ok {
+		for p := range v.byPath {
+			if layerwalk.Removes(removed, opaque, p) {
+				v.byPath[p] = nil
 			}
-		case "conda":
-			var meta struct {
-				Name, Version, License string
-			}
-			if json.Unmarshal(b, &meta) == nil && meta.Name != "" {
-				found(name, []FoundPackage{{Type: "conda", Name: meta.Name, Version: meta.Version, License: meta.License, Layer: layer, Path: name}})
-			}
-		case "os-release":
-			for _, line := range strings.Split(string(b), "\n") {
-				if v, ok := strings.CutPrefix(line, "ID="); ok {
-					inv.DistroID = strings.Trim(v, `"'`)
-				}
+		}
+		return false, nil
+	}
+	if h.Typeflag != tar.TypeReg || body == nil {
+		return false, nil
+	}
+	kind := ""
+	switch {
+	case name == "var/lib/dpkg/status" || strings.HasPrefix(name, "var/lib/dpkg/status.d/") && !strings.HasSuffix(name, ".md5sums"):
+		kind = "dpkg"
+	case distInfoRe.MatchString(name):
+		kind = "dist-info"
+	case eggInfoRe.MatchString(name):
+		kind = "egg-info"
+	case condaRe.MatchString(name):
+		kind = "conda"
+	case name == "etc/os-release" || name == "usr/lib/os-release":
+		kind = "os-release"
+	default:
+		return false, nil
+	}
+	if h.Size > maxMetadata {
+		return false, fmt.Errorf("metadata file of %d bytes is implausibly large", h.Size)
+	}
+	b, err := io.ReadAll(io.LimitReader(body, maxMetadata))
+	if err != nil {
+		return true, err
+	}
+	switch kind {
+	case "dpkg":
+		v.found(name, parseDpkgStatus(b, layer, name))
+	case "dist-info", "egg-info":
+		if p, ok := parsePkgInfo(b); ok {
+			p.Type, p.Layer, p.Path = "pypi", layer, name
+			v.found(name, []FoundPackage{p})
+		}
+	case "conda":
+		var meta struct {
+			Name, Version, License string
+		}
+		if json.Unmarshal(b, &meta) == nil && meta.Name != "" {
+			v.found(name, []FoundPackage{{Type: "conda", Name: meta.Name, Version: meta.Version, License: meta.License, Layer: layer, Path: name}})
+		}
+	case "os-release":
+		for _, line := range strings.Split(string(b), "\n") {
+			if id, ok := strings.CutPrefix(line, "ID="); ok {
+				v.distroID = strings.Trim(id, `"'`)
 			}
 		}
 	}
+	return true, nil
 }
 
 // parseDpkgStatus reads installed packages from a status file (several

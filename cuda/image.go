@@ -3,14 +3,14 @@ package cuda
 import (
 	"archive/tar"
 	"bytes"
-	"fmt"
 	"io"
 	"path"
 	"regexp"
 	"sort"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/mlenv/mlenv/internal/layerwalk"
 )
 
 // ImageReport is the GPU side of an image: the CUDA code its files carry,
@@ -43,105 +43,87 @@ var (
 // ScanImage streams every layer of img once, applying whiteouts, and
 // reports the GPU code of the files that remain.
 func ScanImage(img v1.Image) (*ImageReport, error) {
-	layers, err := img.Layers()
-	if err != nil {
+	s := NewImageScanner()
+	if err := layerwalk.Walk(img, s); err != nil {
 		return nil, err
 	}
-	files := map[string][]Entry{}
-	runtimes := map[string]Runtime{}
-	pythons := map[string]bool{}
-	compat := false
-	for i, l := range layers {
-		rc, err := l.Uncompressed()
-		if err != nil {
-			return nil, fmt.Errorf("layer %d: %w", i, err)
-		}
-		err = scanLayer(rc, files, runtimes, pythons, &compat)
-		rc.Close()
-		if err != nil {
-			return nil, fmt.Errorf("layer %d: %w", i, err)
-		}
-	}
-	rep := &ImageReport{Files: files, Summary: Summarize(files), CUDACompat: compat, Python: []string{}, CUDARuntime: []Runtime{}}
-	for _, r := range runtimes {
+	return s.Report(), nil
+}
+
+// ImageScanner is the layer visitor behind ScanImage, for callers that
+// walk an image once for several purposes.
+type ImageScanner struct {
+	files    map[string][]Entry
+	runtimes map[string]Runtime
+	pythons  map[string]bool
+	compat   bool
+	head     []byte
+}
+
+// NewImageScanner starts an empty scan.
+func NewImageScanner() *ImageScanner {
+	return &ImageScanner{files: map[string][]Entry{}, runtimes: map[string]Runtime{}, pythons: map[string]bool{}, head: make([]byte, 4)}
+}
+
+// Report is what the scan found.
+func (s *ImageScanner) Report() *ImageReport {
+	rep := &ImageReport{Files: s.files, Summary: Summarize(s.files), CUDACompat: s.compat, Python: []string{}, CUDARuntime: []Runtime{}}
+	for _, r := range s.runtimes {
 		rep.CUDARuntime = append(rep.CUDARuntime, r)
 	}
 	sort.Slice(rep.CUDARuntime, func(i, j int) bool {
 		return rep.CUDARuntime[i].Version+rep.CUDARuntime[i].Source < rep.CUDARuntime[j].Version+rep.CUDARuntime[j].Source
 	})
-	for p := range pythons {
+	for p := range s.pythons {
 		rep.Python = append(rep.Python, p)
 	}
 	sort.Strings(rep.Python)
-	return rep, nil
+	return rep
 }
 
-func scanLayer(r io.Reader, files map[string][]Entry, runtimes map[string]Runtime, pythons map[string]bool, compat *bool) error {
-	tr := tar.NewReader(r)
-	head := make([]byte, 4)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
-		base := path.Base(name)
-		// Whiteouts (OCI image spec): a later layer deletes a path, or
-		// hides a whole folder.
-		if base == ".wh..wh..opq" {
-			dir := path.Dir(name) + "/"
-			for p := range files {
-				if strings.HasPrefix(p, dir) {
-					delete(files, p)
-				}
+// Visit implements layerwalk.Visitor: ELF files are scanned as they
+// stream by; everything else is judged by its name.
+func (s *ImageScanner) Visit(_ int, name string, h *tar.Header, body io.Reader) (bool, error) {
+	if removed, opaque, ok := layerwalk.Whiteout(name); ok {
+		for p := range s.files {
+			if layerwalk.Removes(removed, opaque, p) {
+				delete(s.files, p)
 			}
-			continue
 		}
-		if strings.HasPrefix(base, ".wh.") {
-			gone := path.Join(path.Dir(name), strings.TrimPrefix(base, ".wh."))
-			delete(files, gone)
-			for p := range files {
-				if strings.HasPrefix(p, gone+"/") {
-					delete(files, p)
-				}
-			}
-			continue
-		}
-		if m := pythonRe.FindStringSubmatch(name); m != nil {
-			v := m[3]
-			if v == "" {
-				v = m[4]
-			}
-			pythons[v] = true
-		}
-		if m := cudartRe.FindStringSubmatch(name); m != nil {
-			runtimes[m[2]+name] = Runtime{Version: m[2], Source: name}
-		}
-		if m := cudaWheelRe.FindStringSubmatch(name); m != nil {
-			runtimes[m[3]+name] = Runtime{Version: m[3], Source: path.Dir(name)}
-		}
-		if compatRe.MatchString(name) {
-			*compat = true
-		}
-		if h.Typeflag != tar.TypeReg || h.Size < 64 {
-			continue
-		}
-		delete(files, name)
-		if _, err := io.ReadFull(tr, head); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		if !isELF(head) {
-			continue
-		}
-		entries, err := ScanStream(io.MultiReader(bytes.NewReader(head), tr))
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		if len(entries) > 0 {
-			files[name] = entries
-		}
+		return false, nil
 	}
+	if m := pythonRe.FindStringSubmatch(name); m != nil {
+		v := m[3]
+		if v == "" {
+			v = m[4]
+		}
+		s.pythons[v] = true
+	}
+	if m := cudartRe.FindStringSubmatch(name); m != nil {
+		s.runtimes[m[2]+name] = Runtime{Version: m[2], Source: name}
+	}
+	if m := cudaWheelRe.FindStringSubmatch(name); m != nil {
+		s.runtimes[m[3]+name] = Runtime{Version: m[3], Source: path.Dir(name)}
+	}
+	if compatRe.MatchString(name) {
+		s.compat = true
+	}
+	if h.Typeflag != tar.TypeReg || h.Size < 64 || body == nil {
+		return false, nil
+	}
+	delete(s.files, name)
+	if _, err := io.ReadFull(body, s.head); err != nil {
+		return true, err
+	}
+	if !isELF(s.head) {
+		return true, nil
+	}
+	entries, err := ScanStream(io.MultiReader(bytes.NewReader(s.head), body))
+	if err != nil {
+		return true, err
+	}
+	if len(entries) > 0 {
+		s.files[name] = entries
+	}
+	return true, nil
 }
