@@ -7,6 +7,7 @@ import (
 	"archive/zip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -216,7 +217,7 @@ func fetchAll(ctx context.Context, o Options, f *cas.Fetcher) (*artifacts, error
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				if o.Offline && strings.Contains(err.Error(), cas.ErrMissing.Error()) {
+				if o.Offline && errors.Is(err, cas.ErrMissing) {
 					missing = append(missing, fmt.Sprintf("%s (%s, sha256:%s)", w.what, w.URI, w.SHA256))
 					return nil
 				}

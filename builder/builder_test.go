@@ -830,3 +830,27 @@ func TestReproReportNamesDifferingFiles(t *testing.T) {
 		t.Errorf("identical builds reported %v, %v", same, err)
 	}
 }
+
+func TestOutputNeverReplacesForeignFolders(t *testing.T) {
+	lp := standardProject(t)
+	r, err := Build(context.Background(), opts(t, lp, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	precious := filepath.Join(dir, "thesis.tex")
+	os.WriteFile(precious, []byte("years of work"), 0o644)
+	if err := Write(context.Background(), r, "oci:"+dir); err == nil || !strings.Contains(err.Error(), "not an OCI image layout") {
+		t.Errorf("writing over a folder of files: %v", err)
+	}
+	if b, _ := os.ReadFile(precious); string(b) != "years of work" {
+		t.Fatal("the user's file is gone")
+	}
+	// An earlier layout is replaced.
+	out := filepath.Join(t.TempDir(), "layout")
+	for i := 0; i < 2; i++ {
+		if err := Write(context.Background(), r, "oci:"+out); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+}

@@ -46,6 +46,17 @@ func Write(ctx context.Context, r *Result, output string, remoteOpts ...remote.O
 
 func writeLayout(r *Result, dir string) error {
 	dir = filepath.Clean(dir)
+	// Only an earlier OCI layout (or an empty folder) may be replaced: a
+	// mistyped --output must never delete someone's files.
+	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+		if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err != nil {
+			return fmt.Errorf("output %s exists and is not an OCI image layout: refusing to replace it", dir)
+		}
+	} else if err == nil || !os.IsNotExist(err) {
+		if fi, serr := os.Stat(dir); serr == nil && !fi.IsDir() {
+			return fmt.Errorf("output %s exists and is not a folder", dir)
+		}
+	}
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return err
