@@ -854,3 +854,29 @@ func TestOutputNeverReplacesForeignFolders(t *testing.T) {
 		}
 	}
 }
+
+func TestReadImageForPicksAPlatform(t *testing.T) {
+	lp := project(t, "platforms: [linux/amd64, linux/arm64]\nfiles: [{src: app, dst: /app}]\n", map[string][]byte{"app/x": []byte("x")})
+	r, err := Build(context.Background(), opts(t, lp, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := "oci:" + filepath.Join(t.TempDir(), "layout")
+	if err := Write(context.Background(), r, out); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadImage(context.Background(), out); err == nil || !strings.Contains(err.Error(), "linux/amd64, linux/arm64") {
+		t.Errorf("index without a platform: %v", err)
+	}
+	img, err := ReadImageFor(context.Background(), out, "linux/arm64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := r.Images["linux/arm64"].Digest()
+	if got, _ := img.Digest(); got != want {
+		t.Errorf("picked %s, want %s", got, want)
+	}
+	if _, err := ReadImageFor(context.Background(), out, "linux/s390x"); err == nil || !strings.Contains(err.Error(), "no image for linux/s390x") {
+		t.Errorf("missing platform: %v", err)
+	}
+}

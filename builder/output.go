@@ -119,8 +119,14 @@ func writeTarball(r *Result, file string) error {
 
 // ReadImage opens IMAGE as the CLI contract spells it: oci:DIR (an OCI
 // layout with one entry), tar:FILE (docker save / mlenv tar output) or a
-// registry reference.
+// registry reference. A multi-platform index needs ReadImageFor.
 func ReadImage(ctx context.Context, image string, remoteOpts ...remote.Option) (v1.Image, error) {
+	return ReadImageFor(ctx, image, "", remoteOpts...)
+}
+
+// ReadImageFor is ReadImage that picks platform ("linux/arm64") out of a
+// multi-platform index; "" accepts only single images.
+func ReadImageFor(ctx context.Context, image, platform string, remoteOpts ...remote.Option) (v1.Image, error) {
 	switch {
 	case strings.HasPrefix(image, "oci:"):
 		lp, err := layout.FromPath(strings.TrimPrefix(image, "oci:"))
@@ -138,10 +144,14 @@ func ReadImage(ctx context.Context, image string, remoteOpts ...remote.Option) (
 		if len(im.Manifests) != 1 {
 			return nil, fmt.Errorf("%s holds %d entries; expected one", image, len(im.Manifests))
 		}
-		if im.Manifests[0].MediaType.IsIndex() {
-			return nil, fmt.Errorf("%s holds a multi-platform index; pick a platform", image)
+		if !im.Manifests[0].MediaType.IsIndex() {
+			return idx.Image(im.Manifests[0].Digest)
 		}
-		return idx.Image(im.Manifests[0].Digest)
+		child, err := idx.ImageIndex(im.Manifests[0].Digest)
+		if err != nil {
+			return nil, err
+		}
+		return pickPlatform(image, child, platform)
 	case strings.HasPrefix(image, "tar:"):
 		return tarball.ImageFromPath(strings.TrimPrefix(image, "tar:"), nil)
 	}
@@ -150,7 +160,40 @@ func ReadImage(ctx context.Context, image string, remoteOpts ...remote.Option) (
 		return nil, err
 	}
 	opts := append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}, remoteOpts...)
-	return remote.Image(ref, opts...)
+	desc, err := remote.Get(ref, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if !desc.MediaType.IsIndex() {
+		return desc.Image()
+	}
+	idx, err := desc.ImageIndex()
+	if err != nil {
+		return nil, err
+	}
+	return pickPlatform(image, idx, platform)
+}
+
+func pickPlatform(image string, idx v1.ImageIndex, platform string) (v1.Image, error) {
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	var have []string
+	for _, m := range im.Manifests {
+		if m.Platform == nil {
+			continue
+		}
+		p := m.Platform.OS + "/" + m.Platform.Architecture
+		if p == platform {
+			return idx.Image(m.Digest)
+		}
+		have = append(have, p)
+	}
+	if platform == "" {
+		return nil, fmt.Errorf("%s is a multi-platform index (%s): pick one with --platform", image, strings.Join(have, ", "))
+	}
+	return nil, fmt.Errorf("%s has no image for %s (it has %s)", image, platform, strings.Join(have, ", "))
 }
 
 // linkCachedBlobs hard-links the image's layers from the cache into a new

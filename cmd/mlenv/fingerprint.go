@@ -12,7 +12,7 @@ import (
 )
 
 func newFingerprintCmd() *cobra.Command {
-	var output, image string
+	var output, image, platform string
 	cmd := &cobra.Command{
 		Use:   "fingerprint",
 		Short: "Describe this host (GPU, driver, CPU ISA, OS, numerics env) or an image's GPU code",
@@ -32,7 +32,7 @@ With --image, it describes an image instead: the CUDA code its libraries carry.`
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if image != "" {
-				return fingerprintImage(cmd, image, output)
+				return fingerprintImage(cmd, image, platform, output)
 			}
 			fp := fingerprint.Capture(fingerprint.Options{})
 			switch output {
@@ -52,6 +52,7 @@ With --image, it describes an image instead: the CUDA code its libraries carry.`
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	cmd.Flags().StringVar(&image, "image", "", "describe an image (REF, oci:DIR or tar:FILE) instead of this host")
+	cmd.Flags().StringVar(&platform, "platform", "", "with --image: the platform to read from a multi-platform index (e.g. linux/arm64)")
 	return cmd
 }
 

@@ -15,8 +15,8 @@ import (
 
 // fingerprintImage prints the GPU side of an image: fat binary targets per
 // library, their union, the CUDA runtime and Python it ships.
-func fingerprintImage(cmd *cobra.Command, image, output string) error {
-	img, err := builder.ReadImage(cmd.Context(), image)
+func fingerprintImage(cmd *cobra.Command, image, platform, output string) error {
+	img, err := builder.ReadImageFor(cmd.Context(), image, platform)
 	if err != nil {
 		return fmt.Errorf("reading image %s: %w", image, err)
 	}
