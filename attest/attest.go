@@ -85,6 +85,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if digestRef == nil && (o.BundlePath == "" || o.Upload) {
+		return nil, fmt.Errorf("%s is not in a registry, so nothing can be attached to it: write the attestations to a file with --bundle FILE (without --upload)", o.Image)
+	}
 	digest, err := img.Digest()
 	if err != nil {
 		return nil, err
@@ -163,11 +166,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		signed = append(signed, s)
 	}
 	res := &Result{Image: imageName, Digest: digest.String()}
-	upload := digestRef != nil && (o.BundlePath == "" || o.Upload)
-	if o.BundlePath == "" && digestRef == nil {
-		return nil, fmt.Errorf("%s is not in a registry: pass --bundle FILE to write the attestations to a file", o.Image)
-	}
-	if upload {
+	if upload := digestRef != nil && (o.BundlePath == "" || o.Upload); upload {
 		if err := Attach(ctx, *digestRef, signed, o.RemoteOptions...); err != nil {
 			return nil, err
 		}

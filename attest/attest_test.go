@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -569,5 +570,32 @@ func TestInventoryHonoursWhiteouts(t *testing.T) {
 	}
 	if got := strings.Join(names, ","); got != "libc6,zlib1g,six" {
 		t.Errorf("packages after whiteouts: %s (numpy and the conda package were deleted by the top layer)", got)
+	}
+}
+
+func TestLocalImageNeedsABundle(t *testing.T) {
+	t.Setenv("COSIGN_PASSWORD", "pw")
+	dir := t.TempDir()
+	key, _, err := attest.GenerateKeyPair(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp := filepath.Join(dir, "layout")
+	l, _ := layout.Write(lp, empty.Index)
+	l.AppendImage(testutil.RandomImage(t, "linux", "amd64"))
+	for _, o := range []attest.Options{
+		{Image: "oci:" + lp, KeyRef: key},
+		{Image: "oci:" + lp, KeyRef: key, BundlePath: filepath.Join(dir, "b.json"), Upload: true},
+	} {
+		if _, err := attest.Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "not in a registry") {
+			t.Errorf("%+v: %v", o, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "b.json")); err == nil {
+		t.Error("a bundle was written although the command failed")
+	}
+	o := attest.Options{Image: "oci:" + lp, KeyRef: key, BundlePath: filepath.Join(dir, "b.json")}
+	if _, err := attest.Run(context.Background(), o); err != nil {
+		t.Errorf("bundle for a local image: %v", err)
 	}
 }
