@@ -23,7 +23,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	cempty "github.com/sigstore/cosign/v2/pkg/oci/empty"
@@ -307,29 +306,7 @@ func TestSBOMListsLockedAndBasePackagesAndValidates(t *testing.T) {
 	if doc.Packages[0].PrimaryPackagePurpose != "CONTAINER" || !strings.HasPrefix(doc.Packages[0].ExternalRefs[0].ReferenceLocator, "pkg:oci/trainer@sha256%3A") {
 		t.Errorf("root package %+v", doc.Packages[0])
 	}
-	validateSPDX(t, sbom)
-}
-
-// validateSPDX checks a document against the published SPDX 2.3 JSON
-// schema, which lives outside the repository.
-func validateSPDX(t *testing.T, doc []byte) {
-	t.Helper()
-	schema, _ := filepath.Abs("../../shared/schemas/spdx-2.3.schema.json")
-	if _, err := os.Stat(schema); err != nil {
-		t.Skipf("SPDX 2.3 schema not found at %s: schema validation skipped", schema)
-	}
-	c := jsonschema.NewCompiler()
-	sch, err := c.Compile(schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sch.Validate(inst); err != nil {
-		t.Errorf("SBOM is not valid SPDX 2.3: %v", err)
-	}
+	testutil.ValidateSPDX(t, sbom)
 }
 
 func hasAttestations(t *testing.T, d name.Digest) bool {

@@ -2,14 +2,18 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mlenv/mlenv/attest"
 	"github.com/mlenv/mlenv/internal/testutil"
 )
 
@@ -141,4 +145,63 @@ func mustCopyDir(t *testing.T, src, dst string) {
 	if err := testutil.CopyDir(src, dst); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestOfflineExampleSBOM attests the offline example's image to a bundle
+// through the CLI and checks its SBOM: valid SPDX 2.3, and exactly the
+// image, the locked wheel, deb and file set (scratch has no packages).
+func TestOfflineExampleSBOM(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
+	t.Setenv("COSIGN_PASSWORD", "example")
+	lock, _ := filepath.Abs("../../examples/minimal/mlenv.lock")
+	out := "oci:" + filepath.Join(dir, "out")
+	if _, stderr, code := run(t, "build", "--lock", lock, "--output", out); code != 0 {
+		t.Fatal(stderr)
+	}
+	if _, stderr, code := run(t, "generate-key-pair", "--dir", dir); code != 0 {
+		t.Fatal(stderr)
+	}
+	bundle := filepath.Join(dir, "bundle.json")
+	stdout, stderr, code := run(t, "attest", out, "--key", filepath.Join(dir, "cosign.key"), "--lock", lock, "--bundle", bundle, "--output", "json")
+	if code != 0 {
+		t.Fatal(stderr)
+	}
+	var res struct {
+		Digest  string
+		Written []struct{ PredicateType string }
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil || res.Digest != exampleDigest || len(res.Written) != 2 {
+		t.Fatalf("attest --output json: %v %s", err, stdout)
+	}
+	b, err := attest.ReadBundle(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range b.Attestations {
+		if a.PredicateType != attest.SPDXPredicateType {
+			continue
+		}
+		var env struct{ Payload string }
+		json.Unmarshal(a.Envelope, &env)
+		raw, _ := base64.StdEncoding.DecodeString(env.Payload)
+		var st struct{ Predicate json.RawMessage }
+		json.Unmarshal(raw, &st)
+		var doc struct {
+			Packages []struct{ Name, VersionInfo string }
+		}
+		json.Unmarshal(st.Predicate, &doc)
+		var got []string
+		for _, p := range doc.Packages[1:] {
+			got = append(got, p.Name+"@"+p.VersionInfo)
+		}
+		sort.Strings(got)
+		want := "/app@tree-sha256:537b64d2ec9ccf1b72c90937b4531bb1897aa80111f1d4053ec0b8e0b890fa0b hello-mlenv@0.1.0 mlenv-hello-data@1.0-1"
+		if strings.Join(got, " ") != want {
+			t.Errorf("SBOM packages %v\nwant %s", got, want)
+		}
+		testutil.ValidateSPDX(t, st.Predicate)
+		return
+	}
+	t.Fatal("no SBOM in the bundle")
 }
