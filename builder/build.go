@@ -329,6 +329,7 @@ func planLayers(o Options, platform string, arts *artifacts) ([]layerPlan, error
 							cleanup()
 							return nil, nil, fmt.Errorf("%s: not a valid wheel (zip): %w", w.Filename, err)
 						}
+						zr.RegisterDecompressor(zip.Deflate, fastInflate)
 						closers = append(closers, zr)
 						if err := installWheel(t, &zr.Reader, w, lay); err != nil {
 							cleanup()

@@ -2,10 +2,7 @@ package lockfile
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path"
@@ -141,11 +138,9 @@ func (r *Resolver) resolveDeb(ctx context.Context, in *Intent, d ArtifactIntent)
 	if err != nil {
 		return deb, err
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if deb.SHA256, _, err = cas.HashReader(f); err != nil {
 		return deb, err
 	}
-	deb.SHA256 = hex.EncodeToString(h.Sum(nil))
 	deb.Size = fi.Size()
 	if want := strings.TrimPrefix(d.SHA256, "sha256:"); want != "" && want != deb.SHA256 {
 		return deb, &cas.MismatchError{What: "sha256", Want: want, Got: deb.SHA256}
@@ -359,10 +354,9 @@ func hashFile(p string) (string, int64, error) {
 		return "", 0, err
 	}
 	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
+	sum, n, err := cas.HashReader(f)
 	if err != nil {
 		return "", 0, fmt.Errorf("reading %s: %w", p, err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
+	return sum, n, nil
 }

@@ -64,34 +64,50 @@ func main() {
 	}
 	tarCmd := fmt.Sprintf("tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C %s -cf - .", tree)
 
+	// Each case runs twice and the faster run counts: the machines are
+	// shared, and a cold build must start from an empty cache each time.
+	best := func(f func() time.Duration) time.Duration {
+		x, y := f(), f()
+		return min(x, y)
+	}
 	intent("gzip")
-	a := run(mlenvAbs, "build", "--cache-dir", filepath.Join(abs, "cache-a"), "--output", "oci:"+filepath.Join(abs, "out-a"))
-	b := sh(tarCmd + " | gzip -n | sha256sum")
+	a := best(func() time.Duration {
+		os.RemoveAll(filepath.Join(abs, "cache-a"))
+		os.RemoveAll(filepath.Join(abs, "out-a"))
+		return run(mlenvAbs, "build", "--cache-dir", filepath.Join(abs, "cache-a"), "--output", "oci:"+filepath.Join(abs, "out-a"))
+	})
+	b := best(func() time.Duration { return sh(tarCmd + " | gzip -n | sha256sum") })
 	// (c): a tar of the tree, fed to go-containerregistry as ko and crane do.
 	tarFile := filepath.Join(abs, "tree.tar")
 	sh(tarCmd + " > " + tarFile)
-	exec.Command("sync").Run()
-	start := time.Now()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return os.Open(tarFile) })
-	must(err)
-	_, err = layer.Digest()
-	must(err)
-	_, err = layer.DiffID()
-	must(err)
-	c := time.Since(start)
+	c := best(func() time.Duration {
+		exec.Command("sync").Run()
+		start := time.Now()
+		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return os.Open(tarFile) })
+		must(err)
+		_, err = layer.Digest()
+		must(err)
+		_, err = layer.DiffID()
+		must(err)
+		return time.Since(start)
+	})
 	os.Remove(tarFile)
 	// (d): change one application file, relock, rebuild on the warm cache.
 	must(os.WriteFile(filepath.Join(proj, "app", "d000", "f00000.py"), []byte("changed = True\n"), 0o644))
 	lockD := run(mlenvAbs, "lock")
 	d := run(mlenvAbs, "build", "--cache-dir", filepath.Join(abs, "cache-a"), "--output", "oci:"+filepath.Join(abs, "out-a"))
 	intent("zstd")
-	e := run(mlenvAbs, "build", "--cache-dir", filepath.Join(abs, "cache-e"), "--output", "oci:"+filepath.Join(abs, "out-e"))
+	e := best(func() time.Duration {
+		os.RemoveAll(filepath.Join(abs, "cache-e"))
+		os.RemoveAll(filepath.Join(abs, "out-e"))
+		return run(mlenvAbs, "build", "--cache-dir", filepath.Join(abs, "cache-e"), "--output", "oci:"+filepath.Join(abs, "out-e"))
+	})
 	var eBase time.Duration
 	if _, err := exec.LookPath("zstd"); err == nil {
-		eBase = sh(tarCmd + " | zstd -T0 -3 -q | sha256sum")
+		eBase = best(func() time.Duration { return sh(tarCmd + " | zstd -T0 -3 -q | sha256sum") })
 	}
 
-	fmt.Printf("\nmlenv build benchmark: %.2f GiB tree, %d wheels x %d MiB, %d small files, %d cores\n\n",
+	fmt.Printf("\nmlenv build benchmark (best of 2 runs each): %.2f GiB tree, %d wheels x %d MiB, %d small files, %d cores\n\n",
 		float64(treeBytes)/(1<<30), *wheels, *wheelMB, *small, numCPU())
 	fmt.Printf("| case | seconds | ratio | target |\n|---|---|---|---|\n")
 	row := func(name string, t time.Duration, ratio string, target string) {

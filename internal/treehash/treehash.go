@@ -8,8 +8,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/mlenv/mlenv/internal/cas"
 	"hash"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -160,11 +160,11 @@ func fileSHA(p string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	sum, _, err := cas.HashReader(f)
+	if err != nil {
 		return "", fmt.Errorf("reading %s: %w", p, err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return sum, nil
 }
 
 // ChunkTarget is the size a file set's layers aim at: a large application
