@@ -170,10 +170,10 @@ func fileSHA(p string) (string, error) {
 // ChunkTarget is the size a file set's layers aim at: a large application
 // folder is split into several layers so that changing one file rebuilds
 // only the layer that holds it.
-const ChunkTarget = 8 << 20
+const ChunkTarget = 4 << 20
 
 // MaxChunks bounds the layers one file set may take.
-const MaxChunks = 16
+const MaxChunks = 32
 
 // ChunkCount is how many layers a file set of size bytes is split into.
 func ChunkCount(size int64) int {
