@@ -1,0 +1,127 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mlenv/mlenv/internal/cas"
+	"github.com/mlenv/mlenv/internal/progress"
+	"github.com/mlenv/mlenv/lockfile"
+)
+
+// artifacts are the inputs of a build: downloaded ones in the cache, local
+// ones where the lock points (not copied: they are read in place). Each is
+// hashed before its first use in this build unless it was verified as it
+// was downloaded just now; a layer cache hit does not use it, so costs
+// nothing.
+type artifacts struct {
+	cache    *cas.Cache
+	mu       sync.Mutex
+	paths    map[string]string
+	sizes    map[string]int64
+	local    map[string]bool
+	verified map[string]bool
+}
+
+// path returns the verified cached file for a sha256.
+func (a *artifacts) path(sum string) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p, ok := a.paths[sum]
+	if !ok {
+		return "", fmt.Errorf("artifact sha256:%s was not fetched", sum)
+	}
+	if !a.verified[sum] {
+		var err error
+		if a.local[sum] {
+			err = cas.VerifyFile(p, sum, a.sizes[sum])
+		} else {
+			err = a.cache.Verify(sum)
+		}
+		if err != nil {
+			return "", err
+		}
+		a.verified[sum] = true
+	}
+	return p, nil
+}
+
+// fetchAll brings every locked artifact into the cache, several at once.
+func fetchAll(ctx context.Context, o Options, f *cas.Fetcher) (*artifacts, error) {
+	type want struct {
+		what string
+		lockfile.Artifact
+	}
+	var wants []want
+	seen := map[string]bool{}
+	for _, w := range o.Lock.Wheels {
+		if !seen[w.SHA256] {
+			seen[w.SHA256] = true
+			wants = append(wants, want{w.Filename, w.Artifact})
+		}
+	}
+	for _, d := range o.Lock.Debs {
+		if !seen[d.SHA256] {
+			seen[d.SHA256] = true
+			wants = append(wants, want{d.Package, d.Artifact})
+		}
+	}
+	var total int64
+	for _, w := range wants {
+		if cas.IsRemote(w.URI) && !o.Cache.Has(w.SHA256, w.Size) {
+			total += w.Size
+		}
+	}
+	bar := progress.ForStderr("fetching", total, true)
+	f.Progress = bar.Add
+	var mu sync.Mutex
+	arts := &artifacts{cache: o.Cache, paths: map[string]string{}, sizes: map[string]int64{},
+		local: map[string]bool{}, verified: map[string]bool{}}
+	var remote []want
+	for _, w := range wants {
+		arts.sizes[w.SHA256] = w.Size
+		if cas.IsRemote(w.URI) {
+			remote = append(remote, w)
+			continue
+		}
+		arts.paths[w.SHA256] = f.LocalPath(w.URI)
+		arts.local[w.SHA256] = true
+	}
+	var missing []string
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for _, w := range remote {
+		g.Go(func() error {
+			cached := o.Cache.Has(w.SHA256, w.Size)
+			p, err := f.Ensure(gctx, w.URI, w.SHA256, w.Size)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if o.Offline && errors.Is(err, cas.ErrMissing) {
+					missing = append(missing, fmt.Sprintf("%s (%s, sha256:%s)", w.what, w.URI, w.SHA256))
+					return nil
+				}
+				return fmt.Errorf("%s: %w", w.what, err)
+			}
+			arts.paths[w.SHA256] = p
+			arts.verified[w.SHA256] = !cached
+			return nil
+		})
+	}
+	err := g.Wait()
+	if total > 0 {
+		bar.Done()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("--offline: %d artifact(s) are not in the cache %s:\n  %s\nrun `mlenv build` once with network access to fill it", len(missing), o.Cache.Dir, strings.Join(missing, "\n  "))
+	}
+	return arts, nil
+}

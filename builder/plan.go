@@ -1,0 +1,237 @@
+package builder
+
+import (
+	"archive/zip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/mlenv/mlenv/internal/atomicfile"
+	"github.com/mlenv/mlenv/internal/canon"
+	"github.com/mlenv/mlenv/lockfile"
+)
+
+// layerPlan is one layer to produce: a cache key that identifies its
+// bytes, and how to fill its tree on a cache miss.
+type layerPlan struct {
+	key       string
+	createdBy string
+	fill      func(t *tree) (finish func() error, cleanup func(), err error)
+}
+
+func planLayers(o Options, platform string, arts *artifacts) ([]layerPlan, error) {
+	l := o.Lock
+	var plans []layerPlan
+	keyOf := func(kind string, inputs any) (string, error) {
+		return canon.SHA256(map[string]any{"format": layerFormat, "kind": kind, "epoch": Epoch(l).Unix(),
+			"compression": l.Compression, "inputs": inputs})
+	}
+	// Debs: large ones alone, the rest together.
+	var smallDebs []lockfile.Deb
+	addDebLayer := func(debs []lockfile.Deb) error {
+		var ids, names []string
+		for _, d := range debs {
+			ids = append(ids, d.SHA256)
+			names = append(names, d.Package)
+		}
+		key, err := keyOf("debs", ids)
+		if err != nil {
+			return err
+		}
+		plans = append(plans, layerPlan{key: key, createdBy: "mlenv: debs " + strings.Join(names, " "),
+			fill: func(t *tree) (func() error, func(), error) {
+				for _, d := range debs {
+					p, err := arts.path(d.SHA256)
+					if err != nil {
+						return nil, nil, fmt.Errorf("%s: %w", d.Package, err)
+					}
+					if err := installDeb(t, p, d); err != nil {
+						return nil, nil, err
+					}
+				}
+				return nil, nil, nil
+			}})
+		return nil
+	}
+	for _, d := range l.DebsFor(platform) {
+		if d.Size >= largeArtifact {
+			if err := addDebLayer([]lockfile.Deb{d}); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		smallDebs = append(smallDebs, d)
+	}
+	if len(smallDebs) > 0 {
+		if err := addDebLayer(smallDebs); err != nil {
+			return nil, err
+		}
+	}
+	if l.Python != nil {
+		lay := layoutFor(l.Python)
+		var small []lockfile.Wheel
+		addWheelLayer := func(wheels []lockfile.Wheel) error {
+			var ids, names []string
+			for _, w := range wheels {
+				ids = append(ids, w.SHA256)
+				names = append(names, w.Name)
+			}
+			key, err := keyOf("wheels", map[string]any{"wheels": ids, "python": l.Python})
+			if err != nil {
+				return err
+			}
+			plans = append(plans, layerPlan{key: key, createdBy: "mlenv: wheels " + strings.Join(names, " "),
+				fill: func(t *tree) (func() error, func(), error) {
+					var closers []io.Closer
+					cleanup := func() {
+						for _, c := range closers {
+							c.Close()
+						}
+					}
+					for _, w := range wheels {
+						p, err := arts.path(w.SHA256)
+						if err != nil {
+							cleanup()
+							return nil, nil, fmt.Errorf("%s: %w", w.Filename, err)
+						}
+						zr, err := zip.OpenReader(p)
+						if err != nil {
+							cleanup()
+							return nil, nil, fmt.Errorf("%s: not a valid wheel (zip): %w", w.Filename, err)
+						}
+						zr.RegisterDecompressor(zip.Deflate, fastInflate)
+						closers = append(closers, zr)
+						if err := installWheel(t, &zr.Reader, w, lay); err != nil {
+							cleanup()
+							return nil, nil, err
+						}
+					}
+					return nil, cleanup, nil
+				}})
+			return nil
+		}
+		for _, w := range l.WheelsFor(platform) {
+			if w.Size >= largeArtifact {
+				if err := addWheelLayer([]lockfile.Wheel{w}); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			small = append(small, w)
+		}
+		if len(small) > 0 {
+			if err := addWheelLayer(small); err != nil {
+				return nil, err
+			}
+		}
+	}
+	// Application files last: they change most often. Small sets share
+	// one layer; a large one is split into its lock's chunks.
+	var whole []lockfile.FileSet
+	for _, f := range l.Files {
+		if len(f.Chunks) <= 1 {
+			whole = append(whole, f)
+			continue
+		}
+		for j, c := range f.Chunks {
+			key, err := keyOf("files-chunk", map[string]any{"dst": f.Dst, "chunk": j, "of": len(f.Chunks), "sha256": c.SHA256})
+			if err != nil {
+				return nil, err
+			}
+			f, j := f, j
+			plans = append(plans, layerPlan{key: key, createdBy: fmt.Sprintf("mlenv: files %s (part %d of %d)", f.Dst, j+1, len(f.Chunks)),
+				fill: func(t *tree) (func() error, func(), error) {
+					fin, err := addFiles(t, o.BaseDir, f, j)
+					return fin, nil, err
+				}})
+		}
+	}
+	if len(whole) > 0 {
+		key, err := keyOf("files", whole)
+		if err != nil {
+			return nil, err
+		}
+		var dsts []string
+		for _, f := range whole {
+			dsts = append(dsts, f.Dst)
+		}
+		plans = append(plans, layerPlan{key: key, createdBy: "mlenv: files " + strings.Join(dsts, " "),
+			fill: func(t *tree) (func() error, func(), error) {
+				var checks []func() error
+				for _, f := range whole {
+					fin, err := addFiles(t, o.BaseDir, f, -1)
+					if err != nil {
+						return nil, nil, err
+					}
+					checks = append(checks, fin)
+				}
+				return func() error {
+					for _, c := range checks {
+						if err := c(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}, nil, nil
+			}})
+	}
+	return plans, nil
+}
+
+// layerRecord is the layer cache's entry: the layer's digests and the
+// blob's mtime right after it was written and hashed.
+type layerRecord struct {
+	layerInfo
+	MtimeNs int64 `json:"mtimeNs"`
+}
+
+// produce returns the layer for a plan: from the layer cache when its key
+// is known and its blob present, else built now.
+func produce(o Options, p layerPlan) (*cachedLayer, error) {
+	c := o.LayerCache
+	meta := filepath.Join(c.Dir, "layers", strings.TrimPrefix(p.key, "sha256:")+".json")
+	if b, err := os.ReadFile(meta); err == nil {
+		var rec layerRecord
+		if json.Unmarshal(b, &rec) == nil {
+			hex := strings.TrimPrefix(rec.Digest, "sha256:")
+			// A cached layer is reused only if it is provably the bytes
+			// that were hashed: unchanged since (same size and mtime as
+			// recorded right after writing), or re-hashed now. A corrupt
+			// one is dropped and rebuilt, never shipped.
+			if fi, err := os.Stat(c.Path(hex)); err == nil && fi.Size() == rec.Size {
+				if fi.ModTime().UnixNano() == rec.MtimeNs || c.Verify(hex) == nil {
+					return &cachedLayer{info: rec.layerInfo, path: c.Path(hex)}, nil
+				}
+			}
+		}
+	}
+	t := newTree()
+	finish, cleanup, err := p.fill(t)
+	if cleanup != nil {
+		defer cleanup()
+	}
+	if err != nil {
+		return nil, err
+	}
+	info, err := writeLayer(c, t, Epoch(o.Lock).Unix(), o.Lock.Compression)
+	if err != nil {
+		return nil, err
+	}
+	if finish != nil {
+		if err := finish(); err != nil {
+			return nil, err
+		}
+	}
+	rec := layerRecord{layerInfo: info}
+	if fi, err := os.Stat(c.Path(strings.TrimPrefix(info.Digest, "sha256:"))); err == nil {
+		rec.MtimeNs = fi.ModTime().UnixNano()
+	}
+	b, _ := json.Marshal(rec)
+	if err := atomicfile.Write(meta, b, 0o644); err != nil {
+		return nil, err
+	}
+	return &cachedLayer{info: info, path: c.Path(strings.TrimPrefix(info.Digest, "sha256:"))}, nil
+}
