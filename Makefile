@@ -27,7 +27,9 @@ fuzz:
 	  dir=$$(dirname $$spec); \
 	  for f in $$(grep -h '^func Fuzz' $$spec | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
 	    echo "fuzz $$dir $$f"; \
-	    $(GO) test $$dir -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) >/dev/null; \
+	    log=$$(mktemp); \
+	    if ! $(GO) test $$dir -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) >$$log 2>&1; then cat $$log; rm -f $$log; exit 1; fi; \
+	    rm -f $$log; \
 	  done; \
 	done
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 )
 
 // ScanStream finds fat binary containers in a byte stream (a file read
@@ -90,13 +91,16 @@ func (s *streamScanner) fatbinRanges() (loaded, relocatable [][2]int64, ok bool)
 		return le.Uint32(h[0:]), int64(le.Uint64(h[24:])), int64(le.Uint64(h[32:]))
 	}
 	_, stroff, strsize := sh(strndx)
-	if stroff < s.ringOff || stroff+strsize > s.ringOff+int64(len(s.ring)) || strsize < 0 {
+	// Offsets come from the file: check them without adding them up
+	// (a hostile header can make a sum wrap around).
+	start := stroff - s.ringOff
+	if stroff < s.ringOff || strsize < 0 || start > int64(len(s.ring)) || strsize > int64(len(s.ring))-start {
 		return nil, nil, false
 	}
-	names := s.ring[stroff-s.ringOff : stroff-s.ringOff+strsize]
+	names := s.ring[start : start+strsize]
 	for i := 0; i < n; i++ {
 		nameOff, off, size := sh(i)
-		if int(nameOff) >= len(names) {
+		if int64(nameOff) >= int64(len(names)) || off < 0 || size < 0 || off > math.MaxInt64-size {
 			continue
 		}
 		name := names[nameOff:]
