@@ -6,7 +6,6 @@ package builder
 import (
 	"context"
 	"fmt"
-	"io"
 	"runtime"
 	"strings"
 	"time"
@@ -49,8 +48,6 @@ type Options struct {
 	Cache, LayerCache *cas.Cache
 	Offline           bool
 	RemoteOptions     []remote.Option
-	// Log receives progress notes (stderr); nil is silent.
-	Log io.Writer
 	// Jobs bounds parallel layer builds (default GOMAXPROCS).
 	Jobs int
 	// RetryBackoff is the first delay between download attempts (tests
@@ -76,12 +73,6 @@ func Epoch(l *lockfile.Lock) time.Time {
 		return time.Unix(e, 0).UTC()
 	}
 	return time.Unix(l.Epoch, 0).UTC()
-}
-
-func (o *Options) logf(format string, args ...any) {
-	if o.Log != nil {
-		fmt.Fprintf(o.Log, format+"\n", args...)
-	}
 }
 
 // Build fetches what is missing and assembles the image.

@@ -58,7 +58,7 @@ stderr.`,
 			}
 			o := builder.Options{
 				Lock: l, LockDigest: digest, BaseDir: filepath.Dir(lockFile),
-				Cache: &cas.Cache{Dir: cacheDir}, Offline: offline, Log: os.Stderr,
+				Cache: &cas.Cache{Dir: cacheDir}, Offline: offline,
 			}
 			if checkRepro {
 				rep, err := builder.CheckReproducible(cmd.Context(), o)
