@@ -18,6 +18,11 @@ import (
 	"github.com/mlenv/mlenv/lockfile"
 )
 
+// The in-toto-golang Statement and SLSA v1 structs are marked deprecated in
+// favour of github.com/in-toto/attestation's protobuf types. mlenv keeps
+// the plain structs on purpose: they encode with encoding/json, the
+// protobuf ones need protojson, and the JSON on the wire is the same.
+
 // StatementType is in-toto Statement v1.
 const StatementType = "https://in-toto.io/Statement/v1"
 

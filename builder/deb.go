@@ -65,7 +65,7 @@ func installDeb(t *tree, file string, d lockfile.Deb) error {
 		switch h.Typeflag {
 		case tar.TypeDir:
 			e.kind = kindDir
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg: // the reader already maps the old TypeRegA here
 			total += h.Size
 			if total > maxDebInMemory {
 				return fmt.Errorf("%s: unpacks to more than %d bytes", owner, int64(maxDebInMemory))

@@ -345,12 +345,11 @@ func TestRequirementsFromIndexAndFindLinks(t *testing.T) {
 	a := testutil.Wheel{Name: "alpha", Version: "1.0", Files: map[string]string{"alpha.py": ""}}
 	b := testutil.Wheel{Name: "beta", Version: "2.0", Files: map[string]string{"beta.py": ""}}
 	ab, bb := a.Bytes(), b.Bytes()
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/simple/beta/":
 			if r.Header.Get("Accept") != "application/vnd.pypi.simple.v1+json" {
-				http.Error(w, "want JSON", 406)
+				http.Error(w, "want JSON", http.StatusNotAcceptable)
 				return
 			}
 			json.NewEncoder(w).Encode(map[string]any{"files": []map[string]any{

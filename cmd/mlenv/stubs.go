@@ -26,7 +26,3 @@ func newVerifyCmd() *cobra.Command {
 func newDiffCmd() *cobra.Command {
 	return notImplemented("diff", "Compare two environments", "planned after attest; nothing was compared")
 }
-
-func errNotYet(what string) error {
-	return fmt.Errorf("`mlenv %s` is not implemented in this version", what)
-}
