@@ -22,6 +22,24 @@ type layerPlan struct {
 	fill      func(t *tree) (finish func() error, cleanup func(), err error)
 }
 
+// groupBySize puts each artifact of largeArtifact bytes or more in a group
+// of its own, in lock order, and all smaller ones in one last group.
+func groupBySize[T any](items []T, size func(T) int64) [][]T {
+	var groups [][]T
+	var small []T
+	for _, it := range items {
+		if size(it) >= largeArtifact {
+			groups = append(groups, []T{it})
+			continue
+		}
+		small = append(small, it)
+	}
+	if len(small) > 0 {
+		groups = append(groups, small)
+	}
+	return groups
+}
+
 func planLayers(o Options, platform string, arts *artifacts) ([]layerPlan, error) {
 	l := o.Lock
 	var plans []layerPlan
@@ -29,8 +47,7 @@ func planLayers(o Options, platform string, arts *artifacts) ([]layerPlan, error
 		return canon.SHA256(map[string]any{"format": layerFormat, "kind": kind, "epoch": Epoch(l).Unix(),
 			"compression": l.Compression, "inputs": inputs})
 	}
-	// Debs: large ones alone, the rest together.
-	var smallDebs []lockfile.Deb
+	// Debs, then wheels: large ones alone, the rest together.
 	addDebLayer := func(debs []lockfile.Deb) error {
 		var ids, names []string
 		for _, d := range debs {
@@ -56,23 +73,13 @@ func planLayers(o Options, platform string, arts *artifacts) ([]layerPlan, error
 			}})
 		return nil
 	}
-	for _, d := range l.DebsFor(platform) {
-		if d.Size >= largeArtifact {
-			if err := addDebLayer([]lockfile.Deb{d}); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		smallDebs = append(smallDebs, d)
-	}
-	if len(smallDebs) > 0 {
-		if err := addDebLayer(smallDebs); err != nil {
+	for _, g := range groupBySize(l.DebsFor(platform), func(d lockfile.Deb) int64 { return d.Size }) {
+		if err := addDebLayer(g); err != nil {
 			return nil, err
 		}
 	}
 	if l.Python != nil {
 		lay := layoutFor(l.Python)
-		var small []lockfile.Wheel
 		addWheelLayer := func(wheels []lockfile.Wheel) error {
 			var ids, names []string
 			for _, w := range wheels {
@@ -113,17 +120,8 @@ func planLayers(o Options, platform string, arts *artifacts) ([]layerPlan, error
 				}})
 			return nil
 		}
-		for _, w := range l.WheelsFor(platform) {
-			if w.Size >= largeArtifact {
-				if err := addWheelLayer([]lockfile.Wheel{w}); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			small = append(small, w)
-		}
-		if len(small) > 0 {
-			if err := addWheelLayer(small); err != nil {
+		for _, g := range groupBySize(l.WheelsFor(platform), func(w lockfile.Wheel) int64 { return w.Size }) {
+			if err := addWheelLayer(g); err != nil {
 				return nil, err
 			}
 		}
@@ -141,7 +139,6 @@ func planLayers(o Options, platform string, arts *artifacts) ([]layerPlan, error
 			if err != nil {
 				return nil, err
 			}
-			f, j := f, j
 			plans = append(plans, layerPlan{key: key, createdBy: fmt.Sprintf("mlenv: files %s (part %d of %d)", f.Dst, j+1, len(f.Chunks)),
 				fill: func(t *tree) (func() error, func(), error) {
 					fin, err := addFiles(t, o.BaseDir, f, j)

@@ -24,7 +24,7 @@ func Summarize(files map[string][]Entry) Summary {
 			}
 		}
 	}
-	s := Summary{SASS: sortedArchs(sass), PTX: sortedArchs(ptx)}
+	s := Summary{SASS: SortedTargets(sass), PTX: SortedTargets(ptx)}
 	for path, entries := range files {
 		have := map[string]bool{}
 		for _, e := range entries {
@@ -52,9 +52,7 @@ func Summarize(files map[string][]Entry) Summary {
 }
 
 // SortedTargets lists a set of targets in architecture order.
-func SortedTargets(set map[string]bool) []string { return sortedArchs(set) }
-
-func sortedArchs(set map[string]bool) []string {
+func SortedTargets(set map[string]bool) []string {
 	out := make([]string, 0, len(set))
 	for a := range set {
 		out = append(out, a)

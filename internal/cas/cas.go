@@ -86,24 +86,14 @@ func (c *Cache) Verify(hexsum string) error {
 // Put copies r into the cache, hashing as it writes, and commits the blob
 // only if its sha256 (and size, when size >= 0) match. On any mismatch or
 // error nothing is left behind.
-func (c *Cache) Put(r io.Reader, hexsum string, size int64) error {
-	_, _, err := c.put(r, hexsum, size)
-	return err
-}
-
-// PutUnknown stores r under whatever digest it has and returns that digest.
-func (c *Cache) PutUnknown(r io.Reader) (hexsum string, size int64, err error) {
-	return c.put(r, "", -1)
-}
-
-func (c *Cache) put(r io.Reader, want string, size int64) (string, int64, error) {
+func (c *Cache) Put(r io.Reader, want string, size int64) error {
 	dir := filepath.Join(c.Dir, "blobs", "sha256")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", 0, fmt.Errorf("creating cache folder: %w", err)
+		return fmt.Errorf("creating cache folder: %w", err)
 	}
 	tmp, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {
-		return "", 0, fmt.Errorf("creating cache file: %w", err)
+		return fmt.Errorf("creating cache file: %w", err)
 	}
 	committed := false
 	defer func() {
@@ -115,26 +105,26 @@ func (c *Cache) put(r io.Reader, want string, size int64) (string, int64, error)
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(tmp, h), r)
 	if err != nil {
-		return "", n, err
+		return err
 	}
 	if size >= 0 && n != size {
-		return "", n, &MismatchError{What: "size", Want: fmt.Sprint(size), Got: fmt.Sprint(n)}
+		return &MismatchError{What: "size", Want: fmt.Sprint(size), Got: fmt.Sprint(n)}
 	}
 	got := hex.EncodeToString(h.Sum(nil))
-	if want != "" && got != want {
-		return "", n, &MismatchError{What: "sha256", Want: want, Got: got}
+	if got != want {
+		return &MismatchError{What: "sha256", Want: want, Got: got}
 	}
 	if err := tmp.Sync(); err != nil {
-		return "", n, err
+		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return "", n, err
+		return err
 	}
 	if err := os.Rename(tmp.Name(), c.Path(got)); err != nil {
-		return "", n, fmt.Errorf("committing cache blob: %w", err)
+		return fmt.Errorf("committing cache blob: %w", err)
 	}
 	committed = true
-	return got, n, nil
+	return nil
 }
 
 // MismatchError says that content did not match what the lock pins.

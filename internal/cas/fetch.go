@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -43,24 +42,15 @@ func (f *Fetcher) LocalPath(uri string) string {
 	return filepath.Join(f.BaseDir, filepath.FromSlash(p))
 }
 
-// Ensure makes sure the blob sha256:hexsum of the given size is in the cache
-// and returns its path. Local files are verified and copied in, so that the
-// build reads one place.
+// Ensure makes sure the blob sha256:hexsum of the given size, downloaded
+// from the URL uri, is in the cache and returns its path. (Local files are
+// read in place: see LocalPath.)
 func (f *Fetcher) Ensure(ctx context.Context, uri, hexsum string, size int64) (string, error) {
 	if f.Cache.Has(hexsum, size) {
 		return f.Cache.Path(hexsum), nil
 	}
 	if !IsRemote(uri) {
-		p := f.LocalPath(uri)
-		file, err := os.Open(p)
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", uri, err)
-		}
-		defer file.Close()
-		if err := f.Cache.Put(file, hexsum, size); err != nil {
-			return "", fmt.Errorf("%s: %w", p, err)
-		}
-		return f.Cache.Path(hexsum), nil
+		return "", fmt.Errorf("%s is not an http(s) URL", uri)
 	}
 	if f.Offline {
 		return "", fmt.Errorf("%s (sha256:%s): %w, and --offline forbids downloading it", uri, hexsum, ErrMissing)

@@ -76,22 +76,3 @@ func human(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
-
-// Writer wraps w so that every write is counted.
-func (r *Reporter) Writer(w io.Writer) io.Writer {
-	if r == nil || !r.enabled {
-		return w
-	}
-	return countingWriter{w: w, r: r}
-}
-
-type countingWriter struct {
-	w io.Writer
-	r *Reporter
-}
-
-func (c countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.r.Add(int64(n))
-	return n, err
-}
