@@ -243,8 +243,9 @@ func TestAttestVerifiesWithCosign(t *testing.T) {
 		t.Errorf("externalParameters.lock %v, want digest %s", ext, ld)
 	}
 	fp := sts["https://mlenv.dev/fingerprint/v1"]["predicate"].(map[string]any)
-	if fp["role"] != "train" || fp["fingerprint"].(map[string]any)["id"] == "" {
-		t.Errorf("fingerprint predicate %v", fp["role"])
+	// A missing id is nil, not "": ask for a non-empty string.
+	if id, _ := fp["fingerprint"].(map[string]any)["id"].(string); fp["role"] != "train" || id == "" {
+		t.Errorf("fingerprint predicate: role %v, fingerprint id %q", fp["role"], id)
 	}
 
 	// And the plain image signature, verified as `cosign verify` does.
