@@ -14,9 +14,15 @@ build-nocgo:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/mlenv-nocgo ./cmd/mlenv
 
 # The test command CI runs (.ci/run calls exactly this).
+# go test's JSON goes through scripts/testreport, which prints each
+# failure's output, then every skipped test with its reason, then
+# "N passed, N failed, N skipped"; either failing fails the target.
 test:
 	$(GO) vet ./...
-	$(GO) test ./...
+	@log=$$(mktemp); rc=0; \
+	  $(GO) test -json ./... >$$log || rc=1; \
+	  $(GO) run ./scripts/testreport <$$log || rc=1; \
+	  rm -f $$log; exit $$rc
 	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/mlenv
 	$(MAKE) fuzz FUZZTIME=5s
 

@@ -40,19 +40,40 @@ import (
 
 var appWheel = testutil.Wheel{Name: "trainer", Version: "2.1.0", Files: map[string]string{"trainer/__init__.py": "x = 1\n"}}
 
+// appDeb's copyright file is machine-readable: the locked deb's license
+// comes from it.
 var appDeb = testutil.Deb{Package: "trainer-data", Version: "1.0", Arch: "all",
-	Files: []testutil.TarEntry{{Name: "./usr/share/trainer/data.txt", Body: "d"}}}
+	Files: []testutil.TarEntry{
+		{Name: "./usr/share/trainer/data.txt", Body: "d"},
+		{Name: "./usr/share/doc/trainer-data/copyright", Body: dep5Header + "Files: *\nCopyright: 2024 Trainer\nLicense: Apache-2.0\n"},
+	}}
 
-// baseImage is a base with packages that only its layers declare: two
-// debs in dpkg's status file, a Python distribution and a conda package.
+const dep5Header = "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: x\n\n"
+
+// baseImage is a base with packages that only its layers declare: debs
+// in dpkg's status file, with Debian copyright files of every kind (two
+// machine-readable, using one LicenseRef name with different texts, a
+// free-text one, a malformed one and an oversized one), a Python
+// distribution and a conda package.
 func baseImage(t *testing.T) v1.Image {
 	t.Helper()
-	status := "Package: libc6\nStatus: install ok installed\nVersion: 2.36-9\nArchitecture: amd64\n\n" +
-		"Package: zlib1g\nStatus: install ok installed\nVersion: 1:1.2.13\nArchitecture: amd64\n\n" +
+	status := "Package: libc6\nStatus: install ok installed\nVersion: 2.36-9+deb12u4\nArchitecture: amd64\n\n" +
+		"Package: zlib1g\nStatus: install ok installed\nVersion: 1:1.2.13.dfsg-1\nArchitecture: amd64\n\n" +
+		"Package: freetext\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\n\n" +
+		"Package: malformed\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\n\n" +
+		"Package: huge\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\n\n" +
 		"Package: removed-pkg\nStatus: deinstall ok config-files\nVersion: 1\nArchitecture: amd64\n"
 	layer := testutil.Tar([]testutil.TarEntry{
 		{Name: "etc/os-release", Body: "ID=debian\nVERSION_ID=\"12\"\n"},
 		{Name: "var/lib/dpkg/status", Body: status},
+		{Name: "usr/share/doc/libc6/copyright", Body: dep5Header +
+			"Files: *\nCopyright: 1991 FSF\nLicense: LGPL-2.1+\n\nFiles: debian/*\nCopyright: 2020 Debian\nLicense: GPL-2+ or public-domain\n\n" +
+			"License: public-domain\n The libc6 parts are in the public domain.\n"},
+		{Name: "usr/share/doc/zlib1g/copyright", Body: dep5Header +
+			"Files: *\nLicense: Zlib\n\nFiles: contrib/*\nLicense: public-domain\n The zlib contributions are in the public domain.\n"},
+		{Name: "usr/share/doc/freetext/copyright", Body: "This package was debianized in 1999.\nIt is licensed under the GPL.\n"},
+		{Name: "usr/share/doc/malformed/copyright", Body: dep5Header + "Files: *\nLicense:\n"},
+		{Name: "usr/share/doc/huge/copyright", Body: dep5Header + "Files: *\nLicense: MIT\n" + strings.Repeat(" padding\n", 2<<20/9)},
 		{Name: "usr/lib/python3/dist-packages/numpy-1.26.4.dist-info/METADATA", Body: "Metadata-Version: 2.1\nName: numpy\nVersion: 1.26.4\nLicense: BSD-3-Clause\n\nlong description\nName: not-a-header\n"},
 		{Name: "usr/lib/python3/dist-packages/six-1.16.0.egg-info", Body: "Metadata-Version: 1.1\nName: six\nVersion: 1.16.0\nLicense: MIT License and more words\n"},
 		{Name: "opt/conda/conda-meta/zstd-1.5.5-0.json", Body: `{"name": "zstd", "version": "1.5.5", "license": "BSD-3-Clause"}`},
@@ -222,8 +243,9 @@ func TestAttestVerifiesWithCosign(t *testing.T) {
 		t.Errorf("externalParameters.lock %v, want digest %s", ext, ld)
 	}
 	fp := sts["https://mlenv.dev/fingerprint/v1"]["predicate"].(map[string]any)
-	if fp["role"] != "train" || fp["fingerprint"].(map[string]any)["id"] == "" {
-		t.Errorf("fingerprint predicate %v", fp["role"])
+	// A missing id is nil, not "": ask for a non-empty string.
+	if id, _ := fp["fingerprint"].(map[string]any)["id"].(string); fp["role"] != "train" || id == "" {
+		t.Errorf("fingerprint predicate: role %v, fingerprint id %q", fp["role"], id)
 	}
 
 	// And the plain image signature, verified as `cosign verify` does.
@@ -277,6 +299,7 @@ func TestSBOMListsLockedAndBasePackagesAndValidates(t *testing.T) {
 			Name, VersionInfo, LicenseDeclared, PrimaryPackagePurpose string
 			ExternalRefs                                              []struct{ ReferenceLocator string }
 		}
+		HasExtractedLicensingInfos []struct{ LicenseID, ExtractedText string }
 	}
 	if err := json.Unmarshal(sbom, &doc); err != nil {
 		t.Fatal(err)
@@ -291,17 +314,31 @@ func TestSBOMListsLockedAndBasePackagesAndValidates(t *testing.T) {
 	}
 	want := map[string]string{
 		"trainer":      "pkg:pypi/trainer@2.1.0 MIT",
-		"trainer-data": "pkg:deb/debian/trainer-data@1.0?arch=all NOASSERTION",
+		"trainer-data": "pkg:deb/debian/trainer-data@1.0?arch=all&distro=debian-12 Apache-2.0",
 		"/app":         " NOASSERTION",
-		"libc6":        "pkg:deb/debian/libc6@2.36-9?arch=amd64 NOASSERTION",
-		"zlib1g":       "pkg:deb/debian/zlib1g@1:1.2.13?arch=amd64 NOASSERTION",
-		"numpy":        "pkg:pypi/numpy@1.26.4 BSD-3-Clause",
-		"six":          "pkg:pypi/six@1.16.0 NOASSERTION",
-		"zstd":         "pkg:conda/zstd@1.5.5 BSD-3-Clause",
+		// The version's '+' is percent-encoded, ':' is not (purl spec).
+		"libc6":     "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64&distro=debian-12 (GPL-2.0-or-later OR LicenseRef-public-domain) AND LGPL-2.1-or-later",
+		"zlib1g":    "pkg:deb/debian/zlib1g@1:1.2.13.dfsg-1?arch=amd64&distro=debian-12 LicenseRef-public-domain-2 AND Zlib",
+		"freetext":  "pkg:deb/debian/freetext@1?arch=amd64&distro=debian-12 NOASSERTION",
+		"malformed": "pkg:deb/debian/malformed@1?arch=amd64&distro=debian-12 NOASSERTION",
+		"huge":      "pkg:deb/debian/huge@1?arch=amd64&distro=debian-12 NOASSERTION",
+		"numpy":     "pkg:pypi/numpy@1.26.4 BSD-3-Clause",
+		"six":       "pkg:pypi/six@1.16.0 NOASSERTION",
+		"zstd":      "pkg:conda/zstd@1.5.5 BSD-3-Clause",
 	}
 	delete(got, f.host+"/team/trainer")
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("SBOM packages:\n got %v\nwant %v", got, want)
+	}
+	// Each LicenseRef has one text: zlib1g's different public-domain
+	// text got its own id.
+	texts := map[string]string{}
+	for _, x := range doc.HasExtractedLicensingInfos {
+		texts[x.LicenseID] = x.ExtractedText
+	}
+	if len(texts) != 2 || texts["LicenseRef-public-domain"] != "The libc6 parts are in the public domain." ||
+		texts["LicenseRef-public-domain-2"] != "The zlib contributions are in the public domain." {
+		t.Errorf("hasExtractedLicensingInfos: %q", texts)
 	}
 	if doc.Packages[0].PrimaryPackagePurpose != "CONTAINER" || !strings.HasPrefix(doc.Packages[0].ExternalRefs[0].ReferenceLocator, "pkg:oci/trainer@sha256%3A") {
 		t.Errorf("root package %+v", doc.Packages[0])
@@ -533,6 +570,7 @@ func TestInventoryHonoursWhiteouts(t *testing.T) {
 		tarLayer(t, testutil.Tar([]testutil.TarEntry{
 			{Name: "usr/lib/python3/dist-packages/.wh.numpy-1.26.4.dist-info", Body: ""},
 			{Name: "opt/conda/.wh..wh..opq", Body: ""},
+			{Name: "usr/share/doc/zlib1g/.wh.copyright", Body: ""},
 		})))
 	if err != nil {
 		t.Fatal(err)
@@ -543,10 +581,11 @@ func TestInventoryHonoursWhiteouts(t *testing.T) {
 	}
 	var names []string
 	for _, p := range inv.Packages {
-		names = append(names, p.Name)
+		names = append(names, p.Name+"="+p.License)
 	}
-	if got := strings.Join(names, ","); got != "libc6,zlib1g,six" {
-		t.Errorf("packages after whiteouts: %s (numpy and the conda package were deleted by the top layer)", got)
+	want := "libc6=(GPL-2.0-or-later OR LicenseRef-public-domain) AND LGPL-2.1-or-later,zlib1g=,freetext=,malformed=,huge=,six=MIT License and more words"
+	if got := strings.Join(names, ","); got != want {
+		t.Errorf("packages after whiteouts:\n got %s\nwant %s\n(numpy, the conda package and zlib1g's copyright file were deleted by the top layer)", got, want)
 	}
 }
 
@@ -574,5 +613,21 @@ func TestLocalImageNeedsABundle(t *testing.T) {
 	o := attest.Options{Image: "oci:" + lp, KeyRef: key, BundlePath: filepath.Join(dir, "b.json")}
 	if _, err := attest.Run(context.Background(), o); err != nil {
 		t.Errorf("bundle for a local image: %v", err)
+	}
+}
+
+// Without os-release the deb purls carry no distro qualifier (a guess
+// would be wrong for Ubuntu or a newer Debian).
+func TestDebPurlWithoutOSRelease(t *testing.T) {
+	doc, err := attest.BuildSBOM(attest.SBOMInput{
+		Digest: "sha256:" + strings.Repeat("a", 64), Tool: "mlenv-test",
+		Inventory: &attest.Inventory{Packages: []attest.FoundPackage{{Type: "deb", Name: "libfoo", Version: "1:2.3+dfsg-1", Arch: "amd64"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := doc.Packages[1].PackageExternalReferences[0].Locator
+	if want := "pkg:deb/debian/libfoo@1:2.3%2Bdfsg-1?arch=amd64"; got != want {
+		t.Errorf("purl %s, want %s", got, want)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/mlenv/mlenv/internal/debpkg"
+	"github.com/mlenv/mlenv/internal/dep5"
 	"github.com/mlenv/mlenv/internal/layerwalk"
 	"github.com/mlenv/mlenv/lockfile"
 )
@@ -25,6 +26,11 @@ type FoundPackage struct {
 	Version string
 	Arch    string // debs
 	License string // as declared, "" when not
+	// LicenseIsSPDX says License is already an SPDX expression (read from
+	// a machine-readable Debian copyright file), with LicenseTexts the
+	// text of each LicenseRef- it uses.
+	LicenseIsSPDX bool
+	LicenseTexts  map[string]string
 	// Layer is the index of the layer the metadata came from.
 	Layer int
 	// Path is the metadata file.
@@ -34,8 +40,9 @@ type FoundPackage struct {
 // Inventory is what an image's layers say about their packages.
 type Inventory struct {
 	Packages []FoundPackage
-	// DistroID is os-release's ID (for deb package URLs), "" if unknown.
-	DistroID string
+	// DistroID and DistroVersionID are os-release's ID and VERSION_ID
+	// (for deb package URLs), "" if unknown.
+	DistroID, DistroVersionID string
 }
 
 // maxMetadata bounds the size of one metadata file read into memory.
@@ -45,11 +52,13 @@ var (
 	distInfoRe = regexp.MustCompile(`(^|/)[^/]+\.dist-info/METADATA$`)
 	eggInfoRe  = regexp.MustCompile(`(^|/)[^/]+\.egg-info(/PKG-INFO)?$`)
 	condaRe    = regexp.MustCompile(`(^|/)conda-meta/[^/]+\.json$`)
+	// Debian's per-package copyright file; its package is the folder.
+	copyrightRe = regexp.MustCompile(`^usr/share/doc/([^/]+)/copyright$`)
 )
 
 // ReadInventory streams the layers of img and reads only the package
 // metadata files it needs (dpkg status and status.d, dist-info METADATA,
-// egg-info, conda-meta): layers are never unpacked to disk, and other
+// egg-info, conda-meta, os-release, Debian copyright files): layers are never unpacked to disk, and other
 // files are skipped without being buffered.
 func ReadInventory(img v1.Image) (*Inventory, error) {
 	v := NewInventoryVisitor()
@@ -63,21 +72,32 @@ func ReadInventory(img v1.Image) (*Inventory, error) {
 // layer's metadata file replaces an earlier one's, and whiteouts remove
 // them, as in the running container.
 type InventoryVisitor struct {
-	byPath   map[string][]FoundPackage
-	order    []string
-	distroID string
+	byPath map[string][]FoundPackage
+	order  []string
+	// copyright holds each read copyright file's license by path; nil
+	// for one that is not machine-readable, malformed or too large.
+	copyright                 map[string]*dep5.License
+	distroID, distroVersionID string
+	etcOSRelease              bool // distro* came from /etc/os-release
 }
 
 // NewInventoryVisitor starts an empty inventory.
 func NewInventoryVisitor() *InventoryVisitor {
-	return &InventoryVisitor{byPath: map[string][]FoundPackage{}}
+	return &InventoryVisitor{byPath: map[string][]FoundPackage{}, copyright: map[string]*dep5.License{}}
 }
 
 // Inventory is what the walk found, in the order files first appeared.
 func (v *InventoryVisitor) Inventory() *Inventory {
-	inv := &Inventory{DistroID: v.distroID}
+	inv := &Inventory{DistroID: v.distroID, DistroVersionID: v.distroVersionID}
 	for _, p := range v.order {
-		inv.Packages = append(inv.Packages, v.byPath[p]...)
+		for _, f := range v.byPath[p] {
+			// A deb's machine-readable copyright file is its license:
+			// dpkg's status has no license field.
+			if l := v.copyright["usr/share/doc/"+f.Name+"/copyright"]; f.Type == "deb" && l != nil {
+				f.License, f.LicenseIsSPDX, f.LicenseTexts = l.Expression, true, l.Texts
+			}
+			inv.Packages = append(inv.Packages, f)
+		}
 	}
 	return inv
 }
@@ -97,6 +117,11 @@ func (v *InventoryVisitor) Visit(layer int, name string, h *tar.Header, body io.
 				v.byPath[p] = nil
 			}
 		}
+		for p := range v.copyright {
+			if layerwalk.Removes(removed, opaque, p) {
+				delete(v.copyright, p)
+			}
+		}
 		return false, nil
 	}
 	if h.Typeflag != tar.TypeReg || body == nil {
@@ -114,6 +139,15 @@ func (v *InventoryVisitor) Visit(layer int, name string, h *tar.Header, body io.
 		kind = "conda"
 	case name == "etc/os-release" || name == "usr/lib/os-release":
 		kind = "os-release"
+	case copyrightRe.MatchString(name):
+		// A copyright file is a license, not the package list: one too
+		// large to be real is left unread (the package's license stays
+		// NOASSERTION) rather than failing the whole inventory.
+		if h.Size > dep5.MaxSize {
+			v.copyright[name] = nil
+			return false, nil
+		}
+		kind = "copyright"
 	default:
 		return false, nil
 	}
@@ -139,10 +173,27 @@ func (v *InventoryVisitor) Visit(layer int, name string, h *tar.Header, body io.
 		if json.Unmarshal(b, &meta) == nil && meta.Name != "" {
 			v.found(name, []FoundPackage{{Type: "conda", Name: meta.Name, Version: meta.Version, License: meta.License, Layer: layer, Path: name}})
 		}
+	case "copyright":
+		// Free-text and malformed files leave the license unknown
+		// (NOASSERTION): a guess would be a false statement.
+		if l, err := dep5.Parse(b); err == nil {
+			v.copyright[name] = &l
+		} else {
+			v.copyright[name] = nil
+		}
 	case "os-release":
-		for _, line := range strings.Split(string(b), "\n") {
-			if id, ok := strings.CutPrefix(line, "ID="); ok {
-				v.distroID = strings.Trim(id, `"'`)
+		// /etc/os-release wins over /usr/lib/os-release whatever the
+		// order in the layer (it is usually a symlink to the latter).
+		if name == "etc/os-release" || !v.etcOSRelease {
+			v.etcOSRelease = name == "etc/os-release"
+			v.distroID, v.distroVersionID = "", ""
+			for _, line := range strings.Split(string(b), "\n") {
+				if id, ok := strings.CutPrefix(line, "ID="); ok {
+					v.distroID = strings.Trim(id, `"'`)
+				}
+				if ver, ok := strings.CutPrefix(line, "VERSION_ID="); ok {
+					v.distroVersionID = strings.Trim(ver, `"'`)
+				}
 			}
 		}
 	}

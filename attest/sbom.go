@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	packageurl "github.com/package-url/packageurl-go"
 	"github.com/spdx/tools-golang/spdx"
 	"github.com/spdx/tools-golang/spdx/v2/common"
 
@@ -141,13 +142,39 @@ func BuildSBOM(in SBOMInput) (*spdx.Document, error) {
 			RefA: common.MakeDocElementID("", "image"), RefB: common.MakeDocElementID("", id), Relationship: "CONTAINS"})
 	}
 
-	distro := "debian"
+	// Deb purls: the namespace is the distribution (os-release's ID,
+	// "debian" when unknown) and the distro qualifier its release
+	// ("debian-12"), left out when the image has no os-release.
+	distro, distroQual := "debian", ""
 	var found []FoundPackage
 	if in.Inventory != nil {
 		found = in.Inventory.Packages
 		if in.Inventory.DistroID != "" {
 			distro = in.Inventory.DistroID
+			if in.Inventory.DistroVersionID != "" {
+				distroQual = in.Inventory.DistroID + "-" + in.Inventory.DistroVersionID
+			}
 		}
+	}
+	debPurl := func(name, version, arch string) string {
+		q := map[string]string{}
+		if arch != "" {
+			q["arch"] = arch
+		}
+		if distroQual != "" {
+			q["distro"] = distroQual
+		}
+		return purl(packageurl.TypeDebian, distro, name, version, q)
+	}
+	licenses := newLicenseSet()
+	declared := func(f *FoundPackage) string {
+		if f == nil {
+			return "NOASSERTION"
+		}
+		if f.LicenseIsSPDX {
+			return licenses.add(f.License, f.LicenseTexts)
+		}
+		return spdxLicense(f.License)
 	}
 	claimed := make([]bool, len(found))
 	match := func(typ, name, version string) *FoundPackage {
@@ -169,29 +196,24 @@ func BuildSBOM(in SBOMInput) (*spdx.Document, error) {
 	}
 	if l := in.Lock; l != nil {
 		for _, w := range l.Wheels {
-			lic := ""
-			if f := match("pypi", w.Name, w.Version); f != nil {
-				lic = f.License
-			}
 			add(&spdx.Package{
 				PackageName: w.Name, PackageVersion: w.Version, PackageFileName: w.Filename,
 				PackageDownloadLocation: download(w.URI),
 				PackageChecksums:        []common.Checksum{{Algorithm: common.SHA256, Value: w.SHA256}},
-				PackageLicenseDeclared:  spdxLicense(lic),
+				PackageLicenseDeclared:  declared(match("pypi", w.Name, w.Version)),
 				PackageExternalReferences: []*spdx.PackageExternalReference{purlRef(
-					fmt.Sprintf("pkg:pypi/%s@%s", url.PathEscape(w.Name), url.PathEscape(w.Version)))},
+					purl(packageurl.TypePyPi, "", w.Name, w.Version, nil))},
 				PackageComment: "locked in mlenv.lock",
 			}, "pypi")
 		}
 		for _, d := range l.Debs {
-			match("deb", d.Package, d.Version)
 			add(&spdx.Package{
 				PackageName: d.Package, PackageVersion: d.Version,
-				PackageDownloadLocation: download(d.URI),
-				PackageChecksums:        []common.Checksum{{Algorithm: common.SHA256, Value: d.SHA256}},
-				PackageExternalReferences: []*spdx.PackageExternalReference{purlRef(
-					fmt.Sprintf("pkg:deb/%s/%s@%s?arch=%s", distro, url.PathEscape(d.Package), url.PathEscape(d.Version), d.Architecture))},
-				PackageComment: "locked in mlenv.lock",
+				PackageDownloadLocation:   download(d.URI),
+				PackageChecksums:          []common.Checksum{{Algorithm: common.SHA256, Value: d.SHA256}},
+				PackageLicenseDeclared:    declared(match("deb", d.Package, d.Version)),
+				PackageExternalReferences: []*spdx.PackageExternalReference{purlRef(debPurl(d.Package, d.Version, d.Architecture))},
+				PackageComment:            "locked in mlenv.lock",
 			}, "deb")
 		}
 		for _, fs := range l.Files {
@@ -214,27 +236,81 @@ func BuildSBOM(in SBOMInput) (*spdx.Document, error) {
 		}
 		return rest[i].Name < rest[j].Name
 	})
-	for _, f := range rest {
-		var purl string
+	for i := range rest {
+		f := &rest[i]
+		var p string
 		switch f.Type {
 		case "deb":
-			purl = fmt.Sprintf("pkg:deb/%s/%s@%s", distro, url.PathEscape(f.Name), url.PathEscape(f.Version))
-			if f.Arch != "" {
-				purl += "?arch=" + f.Arch
-			}
+			p = debPurl(f.Name, f.Version, f.Arch)
 		case "pypi":
-			purl = fmt.Sprintf("pkg:pypi/%s@%s", url.PathEscape(f.Name), url.PathEscape(f.Version))
+			p = purl(packageurl.TypePyPi, "", f.Name, f.Version, nil)
 		case "conda":
-			purl = fmt.Sprintf("pkg:conda/%s@%s", url.PathEscape(f.Name), url.PathEscape(f.Version))
+			p = purl(packageurl.TypeConda, "", f.Name, f.Version, nil)
 		}
 		add(&spdx.Package{
 			PackageName: f.Name, PackageVersion: f.Version,
-			PackageLicenseDeclared:    spdxLicense(f.License),
-			PackageExternalReferences: []*spdx.PackageExternalReference{purlRef(purl)},
+			PackageLicenseDeclared:    declared(f),
+			PackageExternalReferences: []*spdx.PackageExternalReference{purlRef(p)},
 			PackageComment:            fmt.Sprintf("found in layer %d: %s", f.Layer, f.Path),
 		}, f.Type)
 	}
+	doc.OtherLicenses = licenses.list
 	return doc, nil
+}
+
+// purl writes a package URL the way the purl spec says (percent-encoded
+// components, sorted qualifiers), e.g. version 1:2.3+dfsg-1 as
+// 1:2.3%2Bdfsg-1 (the spec leaves ':' unencoded).
+func purl(typ, namespace, name, version string, qualifiers map[string]string) string {
+	var q packageurl.Qualifiers
+	if len(qualifiers) > 0 {
+		q = packageurl.QualifiersFromMap(qualifiers)
+	}
+	return packageurl.NewPackageURL(typ, namespace, name, version, q, "").ToString()
+}
+
+// licenseSet gathers the texts of the LicenseRef- ids that packages'
+// expressions use, for hasExtractedLicensingInfos. Two packages may use
+// the same id (LicenseRef-public-domain) with different texts: the later
+// one is renamed (-2, -3, ...) in its expression so that each id has one
+// text.
+type licenseSet struct {
+	text map[string]string
+	list []*spdx.OtherLicense
+}
+
+func newLicenseSet() *licenseSet { return &licenseSet{text: map[string]string{}} }
+
+// add records expr's LicenseRef texts and returns expr with any renamed ids.
+func (s *licenseSet) add(expr string, texts map[string]string) string {
+	ids := make([]string, 0, len(texts))
+	for id := range texts {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		text, final := texts[id], id
+		for n := 2; ; n++ {
+			have, seen := s.text[final]
+			if !seen {
+				s.text[final] = text
+				s.list = append(s.list, &spdx.OtherLicense{
+					LicenseIdentifier: final, ExtractedText: text,
+					LicenseName:    strings.TrimPrefix(id, "LicenseRef-"),
+					LicenseComment: "from a Debian machine-readable copyright file",
+				})
+				break
+			}
+			if have == text {
+				break
+			}
+			final = fmt.Sprintf("%s-%d", id, n)
+		}
+		if final != id {
+			expr = regexp.MustCompile(`(^|[ (])`+regexp.QuoteMeta(id)+`($|[ )])`).ReplaceAllString(expr, "${1}"+final+"${2}")
+		}
+	}
+	return expr
 }
 
 func purlRef(purl string) *spdx.PackageExternalReference {

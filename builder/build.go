@@ -53,6 +53,8 @@ type Options struct {
 	// RetryBackoff is the first delay between download attempts (tests
 	// shorten it); 0 means the fetcher's default.
 	RetryBackoff time.Duration
+	// Events, when set, counts layers built and reused.
+	Events *Events
 }
 
 // Result is a built image (one platform) or index (several).

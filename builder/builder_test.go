@@ -346,13 +346,14 @@ func TestChangedInputsAreRefused(t *testing.T) {
 	// An application file changed after locking.
 	lp = standardProject(t)
 	os.WriteFile(filepath.Join(filepath.Dir(lp), "app/main.py"), []byte("changed\n"), 0o644)
-	out := filepath.Join(t.TempDir(), "out")
-	_, err = Build(context.Background(), opts(t, lp, t.TempDir()))
+	cache = t.TempDir()
+	_, err = Build(context.Background(), opts(t, lp, cache))
 	if err == nil || !strings.Contains(err.Error(), "changed since it was locked") {
 		t.Fatalf("changed app file: %v", err)
 	}
-	if _, err := os.Stat(out); err == nil {
-		t.Error("output written despite the error")
+	// Nothing half-written is left behind in the cache.
+	if leftovers, _ := filepath.Glob(filepath.Join(cache, "blobs/sha256/.*")); len(leftovers) != 0 {
+		t.Errorf("temporary files left in the cache: %v", leftovers)
 	}
 
 	// A missing file.
@@ -600,18 +601,61 @@ func TestZstdLayersAndCheckReproducible(t *testing.T) {
 	}
 }
 
+// buildCounting builds and returns the layers built and reused.
+func buildCounting(t *testing.T, lockPath, cache string) (*Result, int64, int64) {
+	t.Helper()
+	o := opts(t, lockPath, cache)
+	o.Events = &Events{}
+	r, err := Build(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, o.Events.LayersBuilt.Load(), o.Events.LayersReused.Load()
+}
+
+// relock resolves the project's intent again and rewrites its lock.
+func relock(t *testing.T, lockPath string) {
+	t.Helper()
+	in, err := lockfile.LoadIntent(filepath.Join(filepath.Dir(lockPath), "mlenv.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := (&lockfile.Resolver{}).Resolve(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := l.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lockPath, enc, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestLayerCacheRebuildsOnlyWhatChanged(t *testing.T) {
 	lp := standardProject(t)
 	cache := t.TempDir()
-	if _, err := Build(context.Background(), opts(t, lp, cache)); err != nil {
+	r1, built, reused := buildCounting(t, lp, cache)
+	layers, _ := r1.Image.Layers()
+	if built != int64(len(layers)) || reused != 0 {
+		t.Fatalf("first build: %d built, %d reused, want all %d built", built, reused, len(layers))
+	}
+	// The same lock again: everything from the cache.
+	if _, built, reused = buildCounting(t, lp, cache); built != 0 || reused != int64(len(layers)) {
+		t.Errorf("same lock: %d built, %d reused, want 0 and %d", built, reused, len(layers))
+	}
+	// An application file changes: only the files layer is built again.
+	if err := os.WriteFile(filepath.Join(filepath.Dir(lp), "app/main.py"), []byte("print('changed')\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	before := layersCached(t, cache)
-	if _, err := Build(context.Background(), opts(t, lp, cache)); err != nil {
-		t.Fatal(err)
+	relock(t, lp)
+	r2, built, reused := buildCounting(t, lp, cache)
+	if built != 1 || reused != int64(len(layers))-1 {
+		t.Errorf("one changed file: %d built, %d reused, want 1 and %d", built, reused, len(layers)-1)
 	}
-	if after := layersCached(t, cache); after != before {
-		t.Errorf("a rebuild of the same lock built %d new layers", after-before)
+	if r2.Digest == r1.Digest {
+		t.Error("the image did not change")
 	}
 }
 
@@ -632,27 +676,16 @@ func TestLargeFileSetRebuildsOnlyTheChangedChunk(t *testing.T) {
 		t.Fatalf("a %d MiB file set was not split (%d chunks)", l.Files[0].Size>>20, n)
 	}
 	cache := t.TempDir()
-	r1, err := Build(context.Background(), opts(t, lp, cache))
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := layersCached(t, cache)
+	r1, _, _ := buildCounting(t, lp, cache)
 	// Change one file and relock: only its chunk is rebuilt.
 	dir := filepath.Dir(lp)
-	os.WriteFile(filepath.Join(dir, "app/d05/f1.bin"), []byte("changed"), 0o644)
-	in, _ := lockfile.LoadIntent(filepath.Join(dir, "mlenv.yaml"))
-	l2, err := (&lockfile.Resolver{}).Resolve(context.Background(), in)
-	if err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "app/d05/f1.bin"), []byte("changed"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	enc, _ := l2.Encode()
-	os.WriteFile(lp, enc, 0o644)
-	r2, err := Build(context.Background(), opts(t, lp, cache))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if built := layersCached(t, cache) - before; built != 1 {
-		t.Errorf("changing one file rebuilt %d layers, want 1", built)
+	relock(t, lp)
+	r2, built, reused := buildCounting(t, lp, cache)
+	if n := int64(len(l.Files[0].Chunks)); built != 1 || reused != n-1 {
+		t.Errorf("changing one file: %d layers built, %d reused, want 1 and %d", built, reused, n-1)
 	}
 	if r1.Digest == r2.Digest {
 		t.Error("the image did not change")

@@ -200,6 +200,7 @@ func produce(o Options, p layerPlan) (*cachedLayer, error) {
 			// one is dropped and rebuilt, never shipped.
 			if fi, err := os.Stat(c.Path(hex)); err == nil && fi.Size() == rec.Size {
 				if fi.ModTime().UnixNano() == rec.MtimeNs || c.Verify(hex) == nil {
+					o.Events.reused()
 					return &cachedLayer{info: rec.layerInfo, path: c.Path(hex)}, nil
 				}
 			}
@@ -230,5 +231,6 @@ func produce(o Options, p layerPlan) (*cachedLayer, error) {
 	if err := atomicfile.Write(meta, b, 0o644); err != nil {
 		return nil, err
 	}
+	o.Events.built()
 	return &cachedLayer{info: info, path: c.Path(strings.TrimPrefix(info.Digest, "sha256:"))}, nil
 }

@@ -5,21 +5,23 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"sort"
 	"strings"
 	"testing"
 )
 
-// TestDumpHeaders prints a histogram of raw entry header fields for the
-// files in MLENV_DUMP_LIBS (research aid for the undocumented format).
-func TestDumpHeaders(t *testing.T) {
-	libs := os.Getenv("MLENV_DUMP_LIBS")
-	if libs == "" {
-		t.Skip("set MLENV_DUMP_LIBS")
+// TestRawHeaderWalkAgreesWithScanner walks the fat binary sections of the
+// reference library (and of the files in MLENV_DUMP_LIBS, a research aid
+// for the undocumented format) with a bare header walk, independent of
+// the scanner, and checks that the scanner finds as many entries. With
+// -v it prints a histogram of the raw header fields.
+func TestRawHeaderWalkAgreesWithScanner(t *testing.T) {
+	libs := []string{"../testdata/reference/fatbin/libtiny.so"}
+	if extra := os.Getenv("MLENV_DUMP_LIBS"); extra != "" {
+		libs = append(libs, strings.Split(extra, ":")...)
 	}
-	for _, p := range strings.Split(libs, ":") {
+	for _, p := range libs {
 		f, err := os.Open(p)
 		if err != nil {
 			t.Error(err)
@@ -31,6 +33,7 @@ func TestDumpHeaders(t *testing.T) {
 			continue
 		}
 		hist := map[string]int{}
+		raw := 0
 		for _, s := range ef.Sections {
 			if s.Name != ".nv_fatbin" && s.Name != "__nv_relfatbin" {
 				continue
@@ -65,6 +68,7 @@ func TestDumpHeaders(t *testing.T) {
 						key += fmt.Sprintf(" elf_osabi=%d abiver=%d e_flags=%#x", pl[7], pl[8], le.Uint32(pl[48:]))
 					}
 					hist[key]++
+					raw++
 					pos += ehs + pay
 				}
 				off = cend
@@ -75,11 +79,18 @@ func TestDumpHeaders(t *testing.T) {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
+		fi, _ := f.Stat()
+		entries, err := ScanELF(f, fi.Size())
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+		if raw == 0 || len(entries) != raw {
+			t.Errorf("%s: the raw walk found %d entries, the scanner %d", p, raw, len(entries))
+		}
 		t.Logf("== %s", p)
 		for _, k := range keys {
 			t.Logf("%6d  %s", hist[k], k)
 		}
 		f.Close()
 	}
-	_ = io.EOF
 }

@@ -13,6 +13,22 @@ import (
 
 var cuobjdumpName = regexp.MustCompile(`^(ELF|PTX) file\s+\d+: .*\.(sm_\d+[af]?)\.(cubin|ptx)$`)
 
+// parseCuobjdumpList reads `cuobjdump --list-elf --list-ptx` output into
+// "sass:sm_80" / "ptx:compute_90" items, in its order.
+func parseCuobjdumpList(out string) []string {
+	var list []string
+	for _, line := range strings.Split(out, "\n") {
+		if m := cuobjdumpName.FindStringSubmatch(strings.TrimSpace(line)); m != nil {
+			kind, arch := "sass", m[2]
+			if m[1] == "PTX" {
+				kind, arch = "ptx", "compute_"+strings.TrimPrefix(arch, "sm_")
+			}
+			list = append(list, kind+":"+arch)
+		}
+	}
+	return list
+}
+
 // TestScanRealLibraries compares the scanner with cuobjdump on real CUDA
 // libraries. It runs where MLENV_CUDA_LIBS lists files (colon-separated)
 // and cuobjdump is installed, e.g. on a GPU machine:
@@ -46,17 +62,8 @@ func TestScanRealLibraries(t *testing.T) {
 		if err != nil {
 			t.Logf("%s: cuobjdump: %v: %s", p, err, firstLine(string(out)))
 		}
-		var theirs, ours []string
-		for _, line := range strings.Split(string(out), "\n") {
-			if m := cuobjdumpName.FindStringSubmatch(strings.TrimSpace(line)); m != nil {
-				kind := "sass"
-				arch := m[2]
-				if m[1] == "PTX" {
-					kind, arch = "ptx", "compute_"+strings.TrimPrefix(arch, "sm_")
-				}
-				theirs = append(theirs, kind+":"+arch)
-			}
-		}
+		theirs := parseCuobjdumpList(string(out))
+		var ours []string
 		for _, e := range entries {
 			ours = append(ours, e.Kind+":"+e.Arch)
 		}

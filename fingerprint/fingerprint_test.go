@@ -53,8 +53,17 @@ func TestCPUMappingOnReferenceHosts(t *testing.T) {
 				X86Level int      `json:"x86_level"`
 			} `json:"cpu"`
 		}
-		json.Unmarshal(b, &p)
-		flags, _ := os.ReadFile("../testdata/reference/" + host + "/proc-cpuinfo-flags.txt")
+		if err := json.Unmarshal(b, &p); err != nil {
+			t.Fatalf("%s: nvml-probe.json: %v", host, err)
+		}
+		flags, err := os.ReadFile("../testdata/reference/" + host + "/proc-cpuinfo-flags.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Both sides empty would compare equal and prove nothing.
+		if len(p.CPU.Features) == 0 || len(strings.TrimSpace(string(flags))) == 0 {
+			t.Fatalf("%s: reference data without CPU features (%d) or flags (%d bytes)", host, len(p.CPU.Features), len(flags))
+		}
 		got := strings.Join(ComparableNumerics(NumericsSubset(p.CPU.Features)), " ")
 		want := strings.Join(NumericsFromCpuinfo(string(flags)), " ")
 		if got != want {

@@ -5,9 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -43,6 +46,61 @@ func run(t *testing.T, args ...string) (string, string, int) {
 	return out.String(), errb.String(), code
 }
 
+// childEnv makes the test binary run the CLI once (its arguments are
+// os.Args[1:]) instead of the tests: tests that need a process-wide
+// setting (umask, time zone, working folder) changed run it as a child.
+const childEnv = "MLENV_TEST_RUN_CLI"
+
+// TestMain runs the CLI child (see childEnv), and otherwise points
+// XDG_CACHE_HOME at a temporary folder for the whole package, so that no
+// test can read or write the real ~/.cache/mlenv.
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		os.Exit(runChild())
+	}
+	cache, err := os.MkdirTemp("", "mlenv-test-cache-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	os.Setenv("XDG_CACHE_HOME", cache)
+	code := m.Run()
+	os.RemoveAll(cache)
+	os.Exit(code)
+}
+
+// runChild sets the umask and local time zone the parent asked for and
+// runs the CLI; the exit code is the CLI's.
+func runChild() int {
+	if u := os.Getenv("MLENV_TEST_UMASK"); u != "" {
+		mask, err := strconv.ParseUint(u, 8, 32)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "MLENV_TEST_UMASK:", err)
+			return 2
+		}
+		syscall.Umask(int(mask))
+	}
+	if off := os.Getenv("MLENV_TEST_TZ_OFFSET"); off != "" {
+		secs, err := strconv.Atoi(off)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "MLENV_TEST_TZ_OFFSET:", err)
+			return 2
+		}
+		time.Local = time.FixedZone("test", secs)
+	}
+	root := newRoot()
+	root.SetArgs(os.Args[1:])
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
+		return 2
+	}
+	return 0
+}
+
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
@@ -57,30 +115,27 @@ func TestOfflineExampleIsReproducible(t *testing.T) {
 	if _, _, code := run(t, "lock", "--check", "-f", filepath.Join(example, "mlenv.yaml")); code != 0 {
 		t.Fatalf("examples/minimal/mlenv.lock is stale: run `mlenv lock` there")
 	}
-	oldUmask := syscall.Umask(0o022)
-	defer syscall.Umask(oldUmask)
-	oldLocal := time.Local
-	defer func() { time.Local = oldLocal }()
-	wd, _ := os.Getwd()
-	defer os.Chdir(wd)
-
+	// Each build runs in a child process (this test binary, see
+	// TestMain) with its own umask, time zone and working folder, so that
+	// the test process's own stay as they are.
 	var digests []string
 	for i, env := range []struct {
-		tz    *time.Location
-		umask int
-	}{{time.UTC, 0o022}, {time.FixedZone("UTC+9", 9*3600), 0o077}} {
+		tzOffset int
+		umask    string
+	}{{0, "022"}, {9 * 3600, "077"}} {
 		dir := t.TempDir()
 		mustCopyDir(t, example, filepath.Join(dir, "project"))
-		syscall.Umask(env.umask)
-		time.Local = env.tz
-		t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
-		t.Setenv("SOURCE_DATE_EPOCH", "")
-		os.Chdir(filepath.Join(dir, "project"))
-		stdout, stderr, code := run(t, "build", "--output", "oci:"+filepath.Join(dir, "out"))
-		if code != 0 {
-			t.Fatalf("build %d: exit %d: %s", i, code, stderr)
+		cmd := exec.Command(os.Args[0], "build", "--output", "oci:"+filepath.Join(dir, "out"))
+		cmd.Dir = filepath.Join(dir, "project")
+		cmd.Env = append(os.Environ(), childEnv+"=1", "MLENV_TEST_UMASK="+env.umask,
+			"MLENV_TEST_TZ_OFFSET="+strconv.Itoa(env.tzOffset),
+			"XDG_CACHE_HOME="+filepath.Join(dir, "cache"), "SOURCE_DATE_EPOCH=")
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("build %d: %v: %s", i, err, stderr.String())
 		}
-		digests = append(digests, lastLine(stdout))
+		digests = append(digests, lastLine(stdout.String()))
 		if i == 0 {
 			time.Sleep(1100 * time.Millisecond) // the wall clock moves on
 		}
@@ -183,14 +238,26 @@ func TestOfflineExampleSBOM(t *testing.T) {
 			continue
 		}
 		var env struct{ Payload string }
-		json.Unmarshal(a.Envelope, &env)
-		raw, _ := base64.StdEncoding.DecodeString(env.Payload)
-		var st struct{ Predicate json.RawMessage }
-		json.Unmarshal(raw, &st)
-		var doc struct {
-			Packages []struct{ Name, VersionInfo string }
+		if err := json.Unmarshal(a.Envelope, &env); err != nil {
+			t.Fatalf("SBOM envelope: %v", err)
 		}
-		json.Unmarshal(st.Predicate, &doc)
+		raw, err := base64.StdEncoding.DecodeString(env.Payload)
+		if err != nil {
+			t.Fatalf("SBOM payload: %v", err)
+		}
+		var st struct{ Predicate json.RawMessage }
+		if err := json.Unmarshal(raw, &st); err != nil {
+			t.Fatalf("SBOM statement: %v", err)
+		}
+		var doc struct {
+			Packages []struct{ Name, VersionInfo, PrimaryPackagePurpose string }
+		}
+		if err := json.Unmarshal(st.Predicate, &doc); err != nil {
+			t.Fatalf("SBOM document: %v", err)
+		}
+		if len(doc.Packages) == 0 || doc.Packages[0].PrimaryPackagePurpose != "CONTAINER" || doc.Packages[0].VersionInfo != exampleDigest {
+			t.Fatalf("the SBOM's first package is not the image %s: %+v", exampleDigest, doc.Packages)
+		}
 		var got []string
 		for _, p := range doc.Packages[1:] {
 			got = append(got, p.Name+"@"+p.VersionInfo)
