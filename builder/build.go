@@ -53,6 +53,8 @@ type Options struct {
 	// RetryBackoff is the first delay between download attempts (tests
 	// shorten it); 0 means the fetcher's default.
 	RetryBackoff time.Duration
+	// Limits bound what archives may unpack to (zero: the defaults).
+	Limits Limits
 }
 
 // Result is a built image (one platform) or index (several).
@@ -141,6 +143,9 @@ func buildPlatform(ctx context.Context, o Options, platform string, arts *artifa
 		bar.Done()
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := checkAcrossLayers(o, base, layers); err != nil {
 		return nil, err
 	}
 	epoch := Epoch(o.Lock)

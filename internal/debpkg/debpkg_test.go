@@ -12,7 +12,7 @@ import (
 )
 
 func sample(comp string) []byte {
-	return testutil.Deb{Package: "p", Version: "1.0-2", Arch: "amd64", Depends: "libc6 (>= 2.36)", Compression: comp,
+	return testutil.Deb{Package: "pk", Version: "1.0-2", Arch: "amd64", Depends: "libc6 (>= 2.36)", Compression: comp,
 		Files: []testutil.TarEntry{{Name: "./usr/", Type: tar.TypeDir}, {Name: "./usr/x", Body: "x"}}}.Bytes()
 }
 
@@ -23,7 +23,7 @@ func TestReadControlAndData(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", comp, err)
 		}
-		if c.Package() != "p" || c.Version() != "1.0-2" || c.Architecture() != "amd64" || c.Get("depends") != "libc6 (>= 2.36)" {
+		if c.Package() != "pk" || c.Version() != "1.0-2" || c.Architecture() != "amd64" || c.Get("depends") != "libc6 (>= 2.36)" {
 			t.Errorf("%s: control %+v", comp, c)
 		}
 		if !strings.Contains(c.Get("Description"), "\n generated") {
