@@ -20,7 +20,7 @@ var (
 	archRe     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 )
 
-// ValidPackageName says why name is not a Debian package name ("" if it is).
+// ValidPackageName checks a package name against Debian policy 5.6.1.
 func ValidPackageName(name string) error {
 	if !packageRe.MatchString(name) {
 		return fmt.Errorf("package name %q is not valid: Debian policy 5.6.1 allows [a-z0-9][a-z0-9+.-]+ only", name)
