@@ -55,6 +55,8 @@ type Options struct {
 	RetryBackoff time.Duration
 	// Events, when set, counts layers built and reused.
 	Events *Events
+	// Limits bound what archives may unpack to (zero: the defaults).
+	Limits Limits
 }
 
 // Result is a built image (one platform) or index (several).
@@ -143,6 +145,9 @@ func buildPlatform(ctx context.Context, o Options, platform string, arts *artifa
 		bar.Done()
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := checkAcrossLayers(o, base, layers); err != nil {
 		return nil, err
 	}
 	epoch := Epoch(o.Lock)

@@ -32,3 +32,25 @@ func FuzzInstallWheel(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseEntryPoints: every script it accepts has a name that is one
+// plain path component and a target that cannot break out of the import
+// line of the generated launcher.
+func FuzzParseEntryPoints(f *testing.F) {
+	f.Add([]byte("[console_scripts]\nhello = hello:main\n[gui_scripts]\ng = a.b:c.d [extra]\n"))
+	f.Add([]byte("[console_scripts]\nevil = os import system as _s;_s('id');from os:path\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		eps, err := parseEntryPoints("fuzz", b)
+		if err != nil {
+			return
+		}
+		for _, ep := range eps {
+			if _, err := composedPath("fuzz", "usr/bin/"+ep.name); err != nil {
+				t.Fatalf("script name %q accepted: %v", ep.name, err)
+			}
+			if !dottedIdentRe.MatchString(ep.module) || !dottedIdentRe.MatchString(ep.attr) {
+				t.Fatalf("target %q:%q accepted", ep.module, ep.attr)
+			}
+		}
+	})
+}

@@ -175,8 +175,9 @@ func writeTar(tw *tar.Writer, t *tree, epoch int64) error {
 // cachedLayer is a layer blob that sits in the cache, with digests known:
 // go-containerregistry never re-reads it to learn them.
 type cachedLayer struct {
-	info layerInfo
-	path string
+	info  layerInfo
+	path  string
+	index *linkIndex
 }
 
 func (l *cachedLayer) Digest() (v1.Hash, error) { return v1.NewHash(l.info.Digest) }

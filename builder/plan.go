@@ -43,6 +43,8 @@ func groupBySize[T any](items []T, size func(T) int64) [][]T {
 func planLayers(o Options, platform string, arts *artifacts) ([]layerPlan, error) {
 	l := o.Lock
 	var plans []layerPlan
+	// One budget for every archive of this image (see Limits).
+	bud := newBudget(o.Limits)
 	keyOf := func(kind string, inputs any) (string, error) {
 		return canon.SHA256(map[string]any{"format": layerFormat, "kind": kind, "epoch": Epoch(l).Unix(),
 			"compression": l.Compression, "inputs": inputs})
@@ -60,6 +62,7 @@ func planLayers(o Options, platform string, arts *artifacts) ([]layerPlan, error
 		}
 		plans = append(plans, layerPlan{key: key, createdBy: "mlenv: debs " + strings.Join(names, " "),
 			fill: func(t *tree) (func() error, func(), error) {
+				t.budget = bud
 				for _, d := range debs {
 					p, err := arts.path(d.SHA256)
 					if err != nil {
@@ -92,6 +95,7 @@ func planLayers(o Options, platform string, arts *artifacts) ([]layerPlan, error
 			}
 			plans = append(plans, layerPlan{key: key, createdBy: "mlenv: wheels " + strings.Join(names, " "),
 				fill: func(t *tree) (func() error, func(), error) {
+					t.budget = bud
 					var closers []io.Closer
 					cleanup := func() {
 						for _, c := range closers {
@@ -183,6 +187,9 @@ func planLayers(o Options, platform string, arts *artifacts) ([]layerPlan, error
 type layerRecord struct {
 	layerInfo
 	MtimeNs int64 `json:"mtimeNs"`
+	// Index is what the cross-layer check needs (see crosslayer.go);
+	// a record without it is rebuilt.
+	Index *linkIndex `json:"index,omitempty"`
 }
 
 // produce returns the layer for a plan: from the layer cache when its key
@@ -198,15 +205,22 @@ func produce(o Options, p layerPlan) (*cachedLayer, error) {
 			// that were hashed: unchanged since (same size and mtime as
 			// recorded right after writing), or re-hashed now. A corrupt
 			// one is dropped and rebuilt, never shipped.
-			if fi, err := os.Stat(c.Path(hex)); err == nil && fi.Size() == rec.Size {
+			if fi, err := os.Stat(c.Path(hex)); err == nil && fi.Size() == rec.Size && rec.Index != nil {
 				if fi.ModTime().UnixNano() == rec.MtimeNs || c.Verify(hex) == nil {
 					o.Events.reused()
-					return &cachedLayer{info: rec.layerInfo, path: c.Path(hex)}, nil
+					return &cachedLayer{info: rec.layerInfo, path: c.Path(hex), index: rec.Index}, nil
 				}
 			}
 		}
 	}
 	t := newTree()
+	// Spool files sit beside the blobs (same file system, same cleanup
+	// rules) and are unlinked as soon as they are created.
+	t.tmpDir = filepath.Join(c.Dir, "blobs", "sha256")
+	if err := os.MkdirAll(t.tmpDir, 0o755); err != nil {
+		return nil, err
+	}
+	defer t.close()
 	finish, cleanup, err := p.fill(t)
 	if cleanup != nil {
 		defer cleanup()
@@ -223,7 +237,7 @@ func produce(o Options, p layerPlan) (*cachedLayer, error) {
 			return nil, err
 		}
 	}
-	rec := layerRecord{layerInfo: info}
+	rec := layerRecord{layerInfo: info, Index: indexOf(t)}
 	if fi, err := os.Stat(c.Path(strings.TrimPrefix(info.Digest, "sha256:"))); err == nil {
 		rec.MtimeNs = fi.ModTime().UnixNano()
 	}
@@ -232,5 +246,5 @@ func produce(o Options, p layerPlan) (*cachedLayer, error) {
 		return nil, err
 	}
 	o.Events.built()
-	return &cachedLayer{info: info, path: c.Path(strings.TrimPrefix(info.Digest, "sha256:"))}, nil
+	return &cachedLayer{info: info, path: c.Path(strings.TrimPrefix(info.Digest, "sha256:")), index: rec.Index}, nil
 }

@@ -42,9 +42,32 @@ type entry struct {
 // tree is the content of one layer.
 type tree struct {
 	entries map[string]*entry
+	// budget counts unpacked bytes and entries for the whole image.
+	budget *budget
+	// tmpDir holds spool files of streamed archives ("" = os.TempDir).
+	tmpDir string
+	// closers run once the layer is written (or abandoned).
+	closers []func()
 }
 
 func newTree() *tree { return &tree{entries: map[string]*entry{}} }
+
+// archiveBudget starts counting one archive; a tree made without a build
+// (unit tests, fuzzing) gets the default limits.
+func (t *tree) archiveBudget(owner string) *archiveBudget {
+	if t.budget == nil {
+		t.budget = newBudget(Limits{})
+	}
+	return t.budget.archive(owner)
+}
+
+// close releases what the entries read from (spool files, zips).
+func (t *tree) close() {
+	for _, c := range t.closers {
+		c()
+	}
+	t.closers = nil
+}
 
 // PathError is an archive entry that would escape or corrupt the image.
 type PathError struct {
@@ -75,6 +98,21 @@ func cleanPath(owner, name string) (string, error) {
 	return n, nil
 }
 
+// composedPath checks a path that mlenv builds itself from package
+// metadata (dpkg status and info files, dist-info, scripts, .data moves):
+// it must already be clean, since a field that changes under cleaning
+// ("a/../b", "a//b", a trailing "/") came from a hostile name.
+func composedPath(owner, p string) (string, error) {
+	c, err := cleanPath(owner, p)
+	if err != nil {
+		return "", err
+	}
+	if c != p || c == "" || strings.ContainsAny(p, "\n\r\\") {
+		return "", &PathError{owner, p, "is not a plain path (built from package metadata): refused"}
+	}
+	return c, nil
+}
+
 // add inserts e, creating implicit parents. It refuses a path whose parent
 // is a symlink (a write through a link can land anywhere), and two entries
 // at the same path unless both are folders.
@@ -102,21 +140,19 @@ func (t *tree) add(e *entry) error {
 			}
 			return nil
 		}
+		if prev.kind == kindDir && e.kind == kindSymlink {
+			// A link placed over a folder that already has children
+			// would redirect them.
+			return &PathError{e.owner, e.path, fmt.Sprintf("is a symlink but the folder %q (from %s) is already there", e.path, prev.owner)}
+		}
 		if prev.owner == e.owner {
 			return &PathError{e.owner, e.path, "appears twice in the archive"}
 		}
 		return &PathError{e.owner, e.path, fmt.Sprintf("is also provided by %s", prev.owner)}
 	}
-	if e.kind == kindSymlink {
-		// A link placed over a folder that already has children would
-		// redirect them.
-		prefix := e.path + "/"
-		for p := range t.entries {
-			if strings.HasPrefix(p, prefix) {
-				return &PathError{e.owner, e.path, fmt.Sprintf("is a symlink but %q lies below it", p)}
-			}
-		}
-	}
+	// Every entry brings its parents (above), so a new path has nothing
+	// below it yet: no scan of the tree is needed for a new symlink, and
+	// the check stays linear in the number of entries.
 	if e.kind == kindHard {
 		src, ok := t.entries[e.link]
 		if !ok || src.kind != kindFile {
@@ -127,7 +163,11 @@ func (t *tree) add(e *entry) error {
 	return nil
 }
 
+// addData adds a file whose path mlenv composed (see composedPath).
 func (t *tree) addData(owner, p string, mode int64, data []byte) error {
+	if _, err := composedPath(owner, p); err != nil {
+		return err
+	}
 	return t.add(&entry{path: p, kind: kindFile, mode: mode, size: int64(len(data)), data: data, owner: owner})
 }
 

@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -61,6 +62,20 @@ func installWheel(t *tree, zr *zip.Reader, w lockfile.Wheel, lay wheelLayout) er
 	owner := w.Filename
 	wn, err := lockfile.ParseWheelFilename(w.Filename)
 	if err != nil {
+		return err
+	}
+	// Name and version become folder names (dist-info, headers).
+	if !wheelNameRe.MatchString(wn.Distribution) {
+		return fmt.Errorf("%s: distribution name %q is not valid (PEP 427: letters, digits, \"_\" and \".\")", owner, wn.Distribution)
+	}
+	if !wheelVersionRe.MatchString(wn.Version) {
+		return fmt.Errorf("%s: version %q is not a valid version (PEP 440)", owner, wn.Version)
+	}
+	if err := checkInterpreter(lay.interpreter); err != nil {
+		return err
+	}
+	bud := t.archiveBudget(owner)
+	if err := checkZipLayout(owner, zr, bud); err != nil {
 		return err
 	}
 	files := map[string]*zip.File{}
@@ -135,9 +150,15 @@ func installWheel(t *tree, zr *zip.Reader, w lockfile.Wheel, lay wheelLayout) er
 		if !ok || rec.hash == "" {
 			return fmt.Errorf("%s: %s is not listed with a hash in RECORD: refusing an unverifiable file", owner, name)
 		}
+		if rec.size >= 0 && uint64(rec.size) != f.UncompressedSize64 {
+			return fmt.Errorf("%s: %s is %d bytes but RECORD says %d: refused", owner, name, f.UncompressedSize64, rec.size)
+		}
 		dest, isScript := lay.sitePackages+"/"+name, false
 		if rest, ok := strings.CutPrefix(name, dataDir); ok {
 			kind, sub, _ := strings.Cut(rest, "/")
+			if sub == "" {
+				return fmt.Errorf("%s: %s: a .data member must lie inside one of its folders", owner, name)
+			}
 			switch kind {
 			case "purelib", "platlib":
 				dest = lay.sitePackages + "/" + sub
@@ -151,7 +172,7 @@ func installWheel(t *tree, zr *zip.Reader, w lockfile.Wheel, lay wheelLayout) er
 				return fmt.Errorf("%s: %s: unknown .data folder %q", owner, name, kind)
 			}
 		}
-		dest, err := cleanPath(owner, dest)
+		dest, err := composedPath(owner, dest)
 		if err != nil {
 			return err
 		}
@@ -336,14 +357,47 @@ func rewriteShebang(raw []byte, interpreter string) ([]byte, bool) {
 	return raw, false
 }
 
-// shebang follows pypa/installer: a plain #! line unless the interpreter
-// path is too long or has spaces, then the /bin/sh exec trick.
+// shebang follows pypa/installer's _build_shebang: a plain #! line unless
+// the interpreter path is longer than 127 bytes or has a space, then the
+// /bin/sh exec trick with the path shell-quoted (shlex.quote).
 func shebang(interpreter string) string {
 	if len(interpreter) <= 127 && !strings.ContainsAny(interpreter, " \t") {
 		return "#!" + interpreter
 	}
-	return "#!/bin/sh\n'''exec' '" + interpreter + "' \"$0\" \"$@\"\n' '''"
+	return "#!/bin/sh\n'''exec' " + shellQuote(interpreter) + " \"$0\" \"$@\"\n' '''"
 }
+
+// shellQuote is Python's shlex.quote.
+func shellQuote(s string) string {
+	if s == "" {
+		return "''"
+	}
+	if shellSafeRe.MatchString(s) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
+}
+
+// checkInterpreter refuses an interpreter path that cannot sit in a
+// shebang line: it comes from the lock, and a newline in it would end the
+// line and run the rest as code.
+func checkInterpreter(p string) error {
+	if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "\x00\n\r") {
+		return fmt.Errorf("python interpreter %q must be an absolute path on one line", p)
+	}
+	return nil
+}
+
+var (
+	shellSafeRe = regexp.MustCompile(`^[A-Za-z0-9_@%+=:,./-]+$`)
+	// PEP 427 file names escape "-" to "_"; PEP 503 names otherwise.
+	wheelNameRe    = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._]*[A-Za-z0-9])?$`)
+	wheelVersionRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.!+_]*$`)
+	// Entry points: "module.sub:attr.sub", dotted Python identifiers.
+	dottedIdentRe = regexp.MustCompile(`^[\p{L}_][\p{L}\p{N}_]*(\.[\p{L}_][\p{L}\p{N}_]*)*$`)
+	// Script names become file names in bin/ and text in a Python file.
+	scriptNameRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._+-]*$`)
+)
 
 type entryPoint struct {
 	name, module, attr string
@@ -376,13 +430,14 @@ func parseEntryPoints(owner string, raw []byte) ([]entryPoint, error) {
 			target = strings.TrimSpace(target[:j]) // extras do not change the script
 		}
 		mod, attr, ok := strings.Cut(target, ":")
-		if !ok || mod == "" || attr == "" {
-			return nil, fmt.Errorf("%s: entry_points.txt line %d: %q must be module:attr", owner, i+1, target)
+		mod, attr = strings.TrimSpace(mod), strings.TrimSpace(attr)
+		if !ok || !dottedIdentRe.MatchString(mod) || !dottedIdentRe.MatchString(attr) {
+			return nil, fmt.Errorf("%s: entry_points.txt line %d: %q must be module:attr, both dotted Python identifiers", owner, i+1, target)
 		}
-		if name == "" || strings.ContainsAny(name, "/\\") || name == "." || name == ".." {
-			return nil, fmt.Errorf("%s: entry_points.txt line %d: bad script name %q", owner, i+1, name)
+		if !scriptNameRe.MatchString(name) || len(name) > 255 {
+			return nil, fmt.Errorf("%s: entry_points.txt line %d: bad script name %q (letters, digits, . _ + - only)", owner, i+1, name)
 		}
-		out = append(out, entryPoint{name: name, module: strings.TrimSpace(mod), attr: strings.TrimSpace(attr), gui: section == "gui_scripts"})
+		out = append(out, entryPoint{name: name, module: mod, attr: attr, gui: section == "gui_scripts"})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out, nil
@@ -400,6 +455,43 @@ if __name__ == "__main__":
     sys.argv[0] = re.sub(r"(-script\.pyw|\.exe)?$", "", sys.argv[0])
     sys.exit(%s())
 `, shebang(interpreter), ep.module, importName, ep.attr))
+}
+
+// checkZipLayout refuses a zip whose members overlap (several
+// central-directory records pointing into one stream: a small file that
+// unpacks many times over) and charges every member's declared size to
+// the budget. archive/zip enforces declared sizes while reading, so a
+// member that inflates past its size fails then.
+func checkZipLayout(owner string, zr *zip.Reader, bud *archiveBudget) error {
+	if err := bud.add(int64(len(zr.File)), 0); err != nil {
+		return err
+	}
+	type span struct {
+		start, end int64
+		name       string
+	}
+	spans := make([]span, 0, len(zr.File))
+	for _, f := range zr.File {
+		if err := bud.add(0, int64(min(f.UncompressedSize64, 1<<62))); err != nil {
+			return err
+		}
+		off, err := f.DataOffset()
+		if err != nil {
+			return fmt.Errorf("%s: %s: corrupt zip member: %w", owner, f.Name, err)
+		}
+		if f.CompressedSize64 > 1<<62 {
+			return fmt.Errorf("%s: %s: corrupt zip member size", owner, f.Name)
+		}
+		spans = append(spans, span{off, off + int64(f.CompressedSize64), f.Name})
+	}
+	sort.Slice(spans, func(i, j int) bool { return spans[i].start < spans[j].start })
+	for i := 1; i < len(spans); i++ {
+		// A member's local header (30 bytes at least) lies before its data.
+		if spans[i].start-30 < spans[i-1].end {
+			return fmt.Errorf("%s: zip members %q and %q overlap in the file: refused (a zip bomb, or a corrupt wheel)", owner, spans[i-1].name, spans[i].name)
+		}
+	}
+	return nil
 }
 
 // fastInflate reads deflated zip members with klauspost's inflater

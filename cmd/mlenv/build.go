@@ -17,6 +17,7 @@ import (
 func newBuildCmd() *cobra.Command {
 	var lockFile, output, cacheDir, format string
 	var offline, checkRepro bool
+	var limits builder.Limits
 	cmd := &cobra.Command{
 		Use:   "build",
 		Short: "Build a reproducible OCI image from mlenv.lock",
@@ -58,7 +59,7 @@ stderr.`,
 			}
 			o := builder.Options{
 				Lock: l, LockDigest: digest, BaseDir: filepath.Dir(lockFile),
-				Cache: &cas.Cache{Dir: cacheDir}, Offline: offline,
+				Cache: &cas.Cache{Dir: cacheDir}, Offline: offline, Limits: limits,
 			}
 			if checkRepro {
 				rep, err := builder.CheckReproducible(cmd.Context(), o)
@@ -99,6 +100,10 @@ stderr.`,
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "artifact and layer cache (default $XDG_CACHE_HOME/mlenv)")
 	cmd.Flags().BoolVar(&offline, "offline", false, "use only the cache; fail naming what is missing")
 	cmd.Flags().BoolVar(&checkRepro, "check-reproducible", false, "build twice in separate temporary folders and compare")
+	cmd.Flags().Int64Var(&limits.ArchiveBytes, "max-archive-bytes", builder.DefaultArchiveBytes, "refuse a deb or wheel that unpacks to more bytes")
+	cmd.Flags().Int64Var(&limits.ArchiveEntries, "max-archive-entries", builder.DefaultArchiveEntries, "refuse a deb or wheel with more entries")
+	cmd.Flags().Int64Var(&limits.ImageBytes, "max-image-bytes", builder.DefaultImageBytes, "refuse when all packages of one image unpack to more bytes")
+	cmd.Flags().Int64Var(&limits.ImageEntries, "max-image-entries", builder.DefaultImageEntries, "refuse when all packages of one image hold more entries")
 	cmd.Flags().StringVar(&format, "format", "text", "with --check-reproducible: text or json report")
 	return cmd
 }

@@ -77,7 +77,23 @@ func (d *Deb) find(prefix string) (member, error) {
 	return member{}, fmt.Errorf("package has no %s member", prefix)
 }
 
-// decompress opens member m according to its file name suffix.
+// Decoder bounds. A hostile header must not make a decoder allocate
+// gigabytes: xz and zstd size their window from the stream, so the stream
+// is refused when it asks for more than these.
+const (
+	// MaxXZDict is xz -9's dictionary; dpkg-deb uses 8 MiB.
+	MaxXZDict = 64 << 20
+	// MaxZstdWindow is zstd --long=27; dpkg-deb's level uses 8 MiB or less.
+	MaxZstdWindow = 128 << 20
+	// maxControlTar bounds the decompressed control.tar: its members are
+	// skipped, not kept, but skipping still inflates them.
+	maxControlTar = 64 << 20
+	// maxControlMember bounds each control member that is kept.
+	maxControlMember = 16 << 20
+)
+
+// decompress opens member m according to its file name suffix. Every
+// decoder streams with a fixed, bounded buffer.
 func (d *Deb) decompress(m member) (io.ReadCloser, error) {
 	raw := io.NewSectionReader(d.r, m.offset, m.size)
 	switch {
@@ -88,13 +104,17 @@ func (d *Deb) decompress(m member) (io.ReadCloser, error) {
 		}
 		return zr, nil
 	case strings.HasSuffix(m.name, ".xz"):
+		if err := checkXZDict(io.NewSectionReader(d.r, m.offset, m.size)); err != nil {
+			return nil, fmt.Errorf("%s: %w", m.name, err)
+		}
 		zr, err := xz.NewReader(raw)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", m.name, err)
 		}
 		return io.NopCloser(zr), nil
 	case strings.HasSuffix(m.name, ".zst"):
-		zr, err := zstd.NewReader(raw)
+		zr, err := zstd.NewReader(raw, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(MaxZstdWindow), zstd.WithDecoderMaxMemory(1<<40))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", m.name, err)
 		}
@@ -105,6 +125,75 @@ func (d *Deb) decompress(m member) (io.ReadCloser, error) {
 		return io.NopCloser(raw), nil
 	}
 	return nil, fmt.Errorf("unsupported compression of %s", m.name)
+}
+
+// checkXZDict reads the first block header of an xz stream and refuses an
+// LZMA2 dictionary above MaxXZDict. ulikunitz/xz's ReaderConfig.DictCap is
+// a floor, not a cap (the stream's own size wins), so the header is read
+// here. Later blocks of a multi-block stream are not checked.
+func checkXZDict(r io.Reader) error {
+	var hdr [12 + 1024]byte
+	n, _ := io.ReadFull(r, hdr[:])
+	b := hdr[:n]
+	if len(b) < 13 || string(b[:6]) != "\xfd7zXZ\x00" {
+		return errors.New("not an xz stream")
+	}
+	b = b[12:]
+	if b[0] == 0 {
+		return nil // no block: the index follows at once
+	}
+	size := (int(b[0]) + 1) * 4
+	if len(b) < size {
+		return errors.New("truncated xz block header")
+	}
+	h := b[1:size]
+	flags := h[0]
+	h = h[1:]
+	varint := func() (uint64, bool) {
+		var v uint64
+		for i := 0; i < 9 && len(h) > 0; i++ {
+			c := h[0]
+			h = h[1:]
+			v |= uint64(c&0x7f) << (7 * i)
+			if c&0x80 == 0 {
+				return v, true
+			}
+		}
+		return 0, false
+	}
+	if flags&0x40 != 0 { // compressed size present
+		if _, ok := varint(); !ok {
+			return errors.New("corrupt xz block header")
+		}
+	}
+	if flags&0x80 != 0 { // uncompressed size present
+		if _, ok := varint(); !ok {
+			return errors.New("corrupt xz block header")
+		}
+	}
+	for i := 0; i <= int(flags&3); i++ {
+		id, ok1 := varint()
+		psize, ok2 := varint()
+		if !ok1 || !ok2 || uint64(len(h)) < psize {
+			return errors.New("corrupt xz filter flags")
+		}
+		props := h[:psize]
+		h = h[psize:]
+		if id == 0x21 && psize == 1 { // LZMA2
+			code := props[0] & 0x3f
+			if code > 40 {
+				return errors.New("corrupt xz LZMA2 dictionary size")
+			}
+			dict := uint64(2|code&1) << (code/2 + 11)
+			if code == 40 {
+				dict = 0xffffffff
+			}
+			if dict > MaxXZDict {
+				return fmt.Errorf("xz dictionary of %d MiB is above mlenv's limit of %d MiB (dpkg-deb uses 8 MiB)", dict>>20, MaxXZDict>>20)
+			}
+		}
+	}
+	return nil
 }
 
 // Data returns a tar reader over data.tar.*; close the closer when done.
@@ -120,9 +209,11 @@ func (d *Deb) Data() (*tar.Reader, io.Closer, error) {
 	return tar.NewReader(rc), rc, nil
 }
 
-// ControlFiles returns the files of control.tar.* by base name (control,
-// md5sums, conffiles, postinst, ...).
-func (d *Deb) ControlFiles() (map[string][]byte, error) {
+// ControlFiles returns the named top-level files of control.tar.* (e.g.
+// "control", "md5sums") and nothing else: other members (maintainer
+// scripts, triggers) are skipped without being kept. A kept member over
+// 16 MiB, or a control.tar inflating to more than 64 MiB, is refused.
+func (d *Deb) ControlFiles(names ...string) (map[string][]byte, error) {
 	m, err := d.find("control.tar")
 	if err != nil {
 		return nil, err
@@ -132,8 +223,13 @@ func (d *Deb) ControlFiles() (map[string][]byte, error) {
 		return nil, err
 	}
 	defer rc.Close()
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
 	files := map[string][]byte{}
-	tr := tar.NewReader(rc)
+	capped := &capReader{r: rc, left: maxControlTar, what: m.name}
+	tr := tar.NewReader(capped)
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -142,20 +238,39 @@ func (d *Deb) ControlFiles() (map[string][]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", m.name, err)
 		}
-		if h.Typeflag != tar.TypeReg {
-			continue
-		}
 		name := strings.TrimPrefix(h.Name, "./")
-		if strings.Contains(name, "/") || h.Size > 8<<20 {
+		if h.Typeflag != tar.TypeReg || !want[name] {
 			continue
 		}
-		b, err := io.ReadAll(tr)
+		if _, dup := files[name]; dup {
+			return nil, fmt.Errorf("%s holds %s twice", m.name, name)
+		}
+		if h.Size > maxControlMember {
+			return nil, fmt.Errorf("%s/%s is %d bytes, above the %d MiB limit", m.name, name, h.Size, maxControlMember>>20)
+		}
+		b, err := io.ReadAll(io.LimitReader(tr, maxControlMember))
 		if err != nil {
 			return nil, fmt.Errorf("reading %s/%s: %w", m.name, name, err)
 		}
 		files[name] = b
 	}
 	return files, nil
+}
+
+// capReader fails once more than left bytes were read.
+type capReader struct {
+	r    io.Reader
+	left int64
+	what string
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		return n, fmt.Errorf("%s inflates to more than %d MiB: refused", c.what, maxControlTar>>20)
+	}
+	return n, err
 }
 
 // Control is one deb822 paragraph, its fields in file order.
@@ -237,20 +352,35 @@ func (c Control) Format(after string, extra ...Field) []byte {
 	return b.Bytes()
 }
 
-// ReadControl opens a .deb and parses its control file.
+// ReadControl opens a .deb, parses its control file and checks its
+// identity fields (see Validate). files holds "control" and, when the
+// package has it, "md5sums".
 func ReadControl(r io.ReaderAt, size int64) (Control, *Deb, error) {
+	c, d, _, err := ReadControlFiles(r, size)
+	return c, d, err
+}
+
+// ReadControlFiles is ReadControl that also returns the control files it
+// read ("control", and "md5sums" when present).
+func ReadControlFiles(r io.ReaderAt, size int64) (Control, *Deb, map[string][]byte, error) {
 	d, err := Open(r, size)
 	if err != nil {
-		return Control{}, nil, err
+		return Control{}, nil, nil, err
 	}
-	files, err := d.ControlFiles()
+	files, err := d.ControlFiles("control", "md5sums")
 	if err != nil {
-		return Control{}, nil, err
+		return Control{}, nil, nil, err
 	}
 	raw, ok := files["control"]
 	if !ok {
-		return Control{}, nil, errors.New("control archive has no control file")
+		return Control{}, nil, nil, errors.New("control archive has no control file")
 	}
 	c, err := ParseControl(raw)
-	return c, d, err
+	if err != nil {
+		return c, nil, nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return c, nil, nil, err
+	}
+	return c, d, files, nil
 }

@@ -12,7 +12,7 @@ import (
 )
 
 func sample(comp string) []byte {
-	return testutil.Deb{Package: "p", Version: "1.0-2", Arch: "amd64", Depends: "libc6 (>= 2.36)", Compression: comp,
+	return testutil.Deb{Package: "pk", Version: "1.0-2", Arch: "amd64", Depends: "libc6 (>= 2.36)", Compression: comp,
 		Files: []testutil.TarEntry{{Name: "./usr/", Type: tar.TypeDir}, {Name: "./usr/x", Body: "x"}}}.Bytes()
 }
 
@@ -23,7 +23,7 @@ func TestReadControlAndData(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", comp, err)
 		}
-		if c.Package() != "p" || c.Version() != "1.0-2" || c.Architecture() != "amd64" || c.Get("depends") != "libc6 (>= 2.36)" {
+		if c.Package() != "pk" || c.Version() != "1.0-2" || c.Architecture() != "amd64" || c.Get("depends") != "libc6 (>= 2.36)" {
 			t.Errorf("%s: control %+v", comp, c)
 		}
 		if !strings.Contains(c.Get("Description"), "\n generated") {
@@ -89,4 +89,41 @@ func FuzzDeb(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzValidateControl: a paragraph that passes Validate yields names that
+// are safe as one path component under /var/lib/dpkg.
+func FuzzValidateControl(f *testing.F) {
+	f.Add([]byte("Package: libc6\nVersion: 1:2.36-9+deb12u4\nArchitecture: amd64\n"))
+	f.Add([]byte("Package: ../../x\nVersion: 1\nArchitecture: all\n"))
+	f.Add([]byte("Package: a\n b\nVersion: 1.0~rc1-1\nArchitecture: all\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := debpkg.ParseControl(b)
+		if err != nil || c.Validate() != nil {
+			return
+		}
+		for _, v := range []string{c.Package(), c.Version(), c.Architecture()} {
+			if v == "" || v == "." || v == ".." || strings.ContainsAny(v, "/\\\n\r\x00 ") {
+				t.Fatalf("accepted %q", v)
+			}
+		}
+	})
+}
+
+func TestValidateFollowsPolicy(t *testing.T) {
+	good := []string{"1", "1.0-1", "1:2.36-9+deb12u4", "2.0~rc1", "1.2-3-4"}
+	bad := []string{"", "a1", "1:", ":1", "1-", "1/2", "1 2", "1-a/b", "x:1"}
+	for _, v := range good {
+		if err := debpkg.ValidVersion(v); err != nil {
+			t.Errorf("%q refused: %v", v, err)
+		}
+	}
+	for _, v := range bad {
+		if debpkg.ValidVersion(v) == nil {
+			t.Errorf("%q accepted", v)
+		}
+	}
+	if debpkg.ValidPackageName("libstdc++6") != nil || debpkg.ValidPackageName("a") == nil || debpkg.ValidPackageName("A1") == nil {
+		t.Error("package name rule is wrong")
+	}
 }

@@ -1,0 +1,134 @@
+package builder
+
+import (
+	"archive/tar"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/mlenv/mlenv/internal/atomicfile"
+)
+
+// A layer-by-layer extractor follows symlinks that lower layers left: if
+// the deb layer makes usr/local a link to /elsewhere, the wheel layer's
+// usr/local/lib/... lands in /elsewhere on the extracting host. mlenv
+// refuses such an image instead of resolving links inside it: every folder
+// a layer of ours holds (our layers list every parent folder explicitly)
+// must not be a symlink in any layer below, the base image's included.
+
+// linkIndex is what the check needs from one layer.
+type linkIndex struct {
+	// Dirs maps each folder to the package that brought it.
+	Dirs map[string]string `json:"dirs"`
+	// Links maps each symlink to its target and owner.
+	Links map[string]linkRef `json:"links"`
+}
+
+type linkRef struct {
+	Target string `json:"target"`
+	Owner  string `json:"owner"`
+}
+
+func indexOf(t *tree) *linkIndex {
+	ix := &linkIndex{Dirs: map[string]string{}, Links: map[string]linkRef{}}
+	for p, e := range t.entries {
+		switch e.kind {
+		case kindDir:
+			ix.Dirs[p] = e.owner
+		case kindSymlink:
+			ix.Links[p] = linkRef{e.link, e.owner}
+		}
+	}
+	return ix
+}
+
+// checkAcrossLayers refuses a folder of ours that a lower layer made a
+// symlink, naming both packages.
+func checkAcrossLayers(o Options, base v1.Image, ours []*cachedLayer) error {
+	links := map[string]linkRef{}
+	baseLayers, err := base.Layers()
+	if err != nil {
+		return fmt.Errorf("base %s: %w", o.Lock.Base.Ref, err)
+	}
+	for _, l := range baseLayers {
+		bl, err := baseLinks(o, l)
+		if err != nil {
+			return err
+		}
+		for p, t := range bl {
+			links[p] = linkRef{Target: t, Owner: "the base image " + o.Lock.Base.Ref}
+		}
+	}
+	for _, l := range ours {
+		if l.index == nil {
+			return fmt.Errorf("layer %s has no index: internal error", l.info.Digest)
+		}
+		if len(links) > 0 {
+			dirs := make([]string, 0, len(l.index.Dirs))
+			for d := range l.index.Dirs {
+				dirs = append(dirs, d)
+			}
+			sort.Strings(dirs) // the first offender, deterministically
+			for _, d := range dirs {
+				if ln, ok := links[d]; ok {
+					return fmt.Errorf("%s installs under /%s, but %s made /%s a symlink (-> %q) in a lower layer: refused, since an extractor would follow the link and could write outside the image root; install the files at the link's target instead",
+						l.index.Dirs[d], d, ln.Owner, d, ln.Target)
+				}
+			}
+		}
+		for p, ln := range l.index.Links {
+			links[p] = ln
+		}
+	}
+	return nil
+}
+
+// baseLinks lists the symlinks of one base layer, remembered in the layer
+// cache by the layer's digest so that a large base is read once.
+func baseLinks(o Options, l v1.Layer) (map[string]string, error) {
+	d, err := l.Digest()
+	if err != nil {
+		return nil, err
+	}
+	meta := filepath.Join(o.LayerCache.Dir, "layers", "links-"+d.Hex+".json")
+	if b, err := os.ReadFile(meta); err == nil {
+		var m map[string]string
+		if json.Unmarshal(b, &m) == nil && m != nil {
+			return m, nil
+		}
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return nil, fmt.Errorf("base layer %s: %w", d, err)
+	}
+	defer rc.Close()
+	m := map[string]string{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("base layer %s: %w", d, err)
+		}
+		if h.Typeflag == tar.TypeSymlink {
+			m[strings.TrimPrefix(path.Clean("/"+h.Name), "/")] = h.Linkname
+		}
+	}
+	b, _ := json.Marshal(m)
+	if err := os.MkdirAll(filepath.Dir(meta), 0o755); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.Write(meta, b, 0o644); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
