@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 )
 
@@ -35,7 +36,7 @@ func decodeJSONStrict(file string, data []byte, v any) (locator, error) {
 	case errors.As(err, &typ):
 		field := typ.Field
 		return loc, &FieldError{File: file, Line: lineAt(data, typ.Offset), Field: field,
-			Msg: fmt.Sprintf("a JSON %s where a %s belongs", typ.Value, jsonKind(typ.Type.Kind().String()))}
+			Msg: fmt.Sprintf("a JSON %s where %s belongs", typ.Value, jsonKind(typ.Type.Kind()))}
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return loc, &FieldError{File: file, Line: lineAt(data, int64(len(data))), Msg: "not valid JSON: the file ends inside a value (truncated?)"}
 	}
@@ -48,16 +49,21 @@ func decodeJSONStrict(file string, data []byte, v any) (locator, error) {
 	return loc, &FieldError{File: file, Msg: strings.TrimPrefix(err.Error(), "json: ")}
 }
 
-func jsonKind(k string) string {
+// jsonKind names a Go kind the way a lock's reader thinks of it.
+func jsonKind(k reflect.Kind) string {
 	switch k {
-	case "int", "int64", "int32", "uint", "uint64":
-		return "whole number"
-	case "slice":
-		return "list"
-	case "struct", "map":
-		return "object"
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint, reflect.Uint64, reflect.Uint32:
+		return "a whole number"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
 	}
-	return k
+	return "a " + k.String()
 }
 
 // lineAt is the 1-based line of byte offset off.
