@@ -71,11 +71,10 @@ type Result struct {
 	blobDirs []string
 }
 
-// Epoch returns the time every timestamp in the image is set to.
+// Epoch returns the time every timestamp in the image is set to: the
+// lock's epoch. SOURCE_DATE_EPOCH is read by `mlenv lock`, never here: the
+// lock is the build's only input.
 func Epoch(l *lockfile.Lock) time.Time {
-	if e, ok := lockfile.SourceDateEpoch(); ok {
-		return time.Unix(e, 0).UTC()
-	}
 	return time.Unix(l.Epoch, 0).UTC()
 }
 

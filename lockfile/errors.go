@@ -3,6 +3,8 @@ package lockfile
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -35,6 +37,9 @@ func (e *FieldError) Error() string {
 type locator struct {
 	file string
 	root *yaml.Node
+	// json is the lock's text: its lines are found by a token scan, done
+	// only when an error needs one.
+	json []byte
 }
 
 func (l locator) errf(field, format string, args ...any) *FieldError {
@@ -42,6 +47,9 @@ func (l locator) errf(field, format string, args ...any) *FieldError {
 }
 
 func (l locator) line(path string) int {
+	if l.json != nil {
+		return jsonLine(l.json, path)
+	}
 	n := l.root
 	if n == nil {
 		return 0
@@ -87,10 +95,16 @@ func splitPath(path string) []string {
 func child(n *yaml.Node, part string) *yaml.Node {
 	if strings.HasPrefix(part, "[") {
 		i, err := strconv.Atoi(strings.Trim(part, "[]"))
-		if err != nil || n.Kind != yaml.SequenceNode || i < 0 || i >= len(n.Content) {
+		switch {
+		case err != nil || i < 0:
 			return nil
+		case n.Kind == yaml.SequenceNode && i < len(n.Content):
+			return n.Content[i]
+		case n.Kind == yaml.MappingNode && 2*i < len(n.Content):
+			// env[2], labels[0]: the i-th key, whose text may be the problem.
+			return n.Content[2*i]
 		}
-		return n.Content[i]
+		return nil
 	}
 	if n.Kind != yaml.MappingNode {
 		return nil
@@ -122,6 +136,13 @@ func decodeStrict(file string, data []byte, v any) (locator, error) {
 	if root.Kind == 0 {
 		return loc, &FieldError{File: file, Msg: "file is empty"}
 	}
+	// Refuse anchors, aliases and merge keys before decoding: decoding
+	// expands every alias, so a small file of nested aliases ("billion
+	// laughs") grows to gigabytes. The node tree above holds each alias
+	// once and is walked without following them.
+	if err := refuseAliases(file, &root); err != nil {
+		return loc, err
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(v); err != nil {
@@ -134,6 +155,26 @@ func decodeStrict(file string, data []byte, v any) (locator, error) {
 		return loc, &FieldError{File: file, Line: line, Field: loc.fieldAt(line), Msg: msg}
 	}
 	return loc, nil
+}
+
+// refuseAliases reports the first anchor (&a), alias (*a) or merge key (<<)
+// in document order. mlenv.yaml is short and written by hand; repeating a
+// value is clearer than a reference to it.
+func refuseAliases(file string, n *yaml.Node) error {
+	switch {
+	case n.Kind == yaml.AliasNode:
+		return &FieldError{File: file, Line: n.Line, Msg: fmt.Sprintf("YAML alias *%s: mlenv.yaml takes no anchors, aliases or merge keys; write the value out", n.Value)}
+	case n.Anchor != "":
+		return &FieldError{File: file, Line: n.Line, Msg: fmt.Sprintf("YAML anchor &%s: mlenv.yaml takes no anchors, aliases or merge keys; write the value out", n.Anchor)}
+	case n.Kind == yaml.ScalarNode && n.Tag == "!!merge":
+		return &FieldError{File: file, Line: n.Line, Msg: "YAML merge key <<: mlenv.yaml takes no anchors, aliases or merge keys; write the value out"}
+	}
+	for _, c := range n.Content {
+		if err := refuseAliases(file, c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // splitYAMLLine separates yaml.v3's "line N: message".
@@ -188,4 +229,42 @@ func (l locator) fieldAt(line int) string {
 		return ""
 	}
 	return walk(l.root, "")
+}
+
+// indexed returns an error maker for the elements of a list field:
+// indexed("ports")(2, err) is "FILE:LINE: ports[2]: err".
+func (l locator) indexed(field string) func(i int, err error) error {
+	return func(i int, err error) error {
+		return l.errf(fmt.Sprintf("%s[%d]", field, i), "%v", err)
+	}
+}
+
+// named is errf for an error value.
+func (l locator) named(field string, err error) error {
+	return l.errf(field, "%v", err)
+}
+
+// mapKeys returns the keys of the map decoded from field in the order the
+// file lists them, so that the first bad entry is reported first and by
+// its position; without a node tree (a lock, a resolved intent) in sorted order.
+func (l locator) mapKeys(field string, m map[string]string) []string {
+	if l.root != nil {
+		n := l.root
+		if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+			n = n.Content[0]
+		}
+		if n = child(n, field); n != nil && n.Kind == yaml.MappingNode && len(n.Content) == 2*len(m) {
+			keys := make([]string, 0, len(m))
+			for i := 0; i < len(n.Content); i += 2 {
+				if _, ok := m[n.Content[i].Value]; !ok {
+					break // a key YAML decodes differently (~ is ""): fall back
+				}
+				keys = append(keys, n.Content[i].Value)
+			}
+			if len(keys) == len(m) {
+				return keys
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(m))
 }

@@ -6,10 +6,9 @@
 package lockfile
 
 import (
+	"errors"
 	"fmt"
-	"os"
 	"path"
-	"regexp"
 	"strings"
 )
 
@@ -66,24 +65,25 @@ type FilesIntent struct {
 	Dst string `yaml:"dst"`
 }
 
-var (
-	platformRe = regexp.MustCompile(`^linux/(amd64|arm64)$`)
-	portRe     = regexp.MustCompile(`^[0-9]{1,5}(/(tcp|udp))?$`)
-	pyVerRe    = regexp.MustCompile(`^3\.[0-9]{1,2}(\.[0-9]{1,2})?$`)
-	libcRe     = regexp.MustCompile(`^(glibc|musl) [0-9]+\.[0-9]+$`)
-)
-
-// LoadIntent reads and validates mlenv.yaml.
+// LoadIntent reads and validates mlenv.yaml (at most MaxIntentSize bytes).
 func LoadIntent(file string) (*Intent, error) {
-	data, err := os.ReadFile(file)
+	data, err := readBounded(file, "an intent", MaxIntentSize)
 	if err != nil {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("reading the intent: %w", err)
 	}
 	return ParseIntent(file, data)
 }
 
 // ParseIntent parses and validates an intent; file names the source in errors.
+// YAML anchors, aliases and merge keys are refused (see refuseAliases).
 func ParseIntent(file string, data []byte) (*Intent, error) {
+	if len(data) > MaxIntentSize {
+		return nil, errTooLarge(file, "an intent", int64(len(data)), MaxIntentSize)
+	}
 	var in Intent
 	loc, err := decodeStrict(file, data, &in)
 	if err != nil {
@@ -108,21 +108,19 @@ func dirOf(file string) string {
 
 func (in *Intent) validate() error {
 	l := in.loc
-	if in.Epoch != nil && *in.Epoch < 0 {
-		return l.errf("epoch", "must be >= 0 seconds since 1970 (got %d)", *in.Epoch)
+	if in.Epoch != nil {
+		if err := checkEpoch(*in.Epoch); err != nil {
+			return l.errf("epoch", "%v", err)
+		}
+	}
+	if err := checkName(in.Name); err != nil {
+		return l.errf("name", "%v", err)
 	}
 	if len(in.Platforms) == 0 {
 		in.Platforms = []string{"linux/amd64"}
 	}
-	seen := map[string]bool{}
-	for i, p := range in.Platforms {
-		if !platformRe.MatchString(p) {
-			return l.errf(fmt.Sprintf("platforms[%d]", i), "%q is not supported: use linux/amd64 or linux/arm64", p)
-		}
-		if seen[p] {
-			return l.errf(fmt.Sprintf("platforms[%d]", i), "%q is listed twice", p)
-		}
-		seen[p] = true
+	if err := checkPlatforms(in.Platforms, l.indexed("platforms")); err != nil {
+		return err
 	}
 	if in.Base == "" {
 		return l.errf("base", "is required: \"scratch\", a registry reference (tag or @sha256 digest) or oci:DIR")
@@ -140,11 +138,9 @@ func (in *Intent) validate() error {
 		if py.Prefix == "" {
 			py.Prefix = "/usr/local"
 		}
-		if !path.IsAbs(py.Prefix) {
-			return l.errf("python.prefix", "must be an absolute path inside the image, got %q", py.Prefix)
-		}
-		if py.SitePackages != "" && !path.IsAbs(py.SitePackages) {
-			return l.errf("python.site-packages", "must be an absolute path inside the image, got %q", py.SitePackages)
+		if err := checkPythonPaths([3]string{"python.prefix", "python.site-packages", "python.interpreter"},
+			[3]string{py.Prefix, py.SitePackages, py.Interpreter}, l.named); err != nil {
+			return err
 		}
 		if py.Libc == "" {
 			py.Libc = "glibc 2.36"
@@ -171,20 +167,15 @@ func (in *Intent) validate() error {
 	}
 	for i, f := range in.Files {
 		field := fmt.Sprintf("files[%d]", i)
-		if f.Src == "" {
-			return l.errf(field+".src", "is required: a file or folder next to mlenv.yaml")
+		if err := checkSrc(f.Src); err != nil {
+			return l.errf(field+".src", "%v", err)
 		}
-		if !path.IsAbs(f.Dst) {
-			return l.errf(field+".dst", "must be an absolute path inside the image, got %q", f.Dst)
-		}
-	}
-	for i, p := range in.Ports {
-		if !portRe.MatchString(p) {
-			return l.errf(fmt.Sprintf("ports[%d]", i), "%q is not a port like \"8080\" or \"8080/tcp\"", p)
+		if err := checkImagePath(f.Dst); err != nil {
+			return l.errf(field+".dst", "%v", err)
 		}
 	}
-	if in.Workdir != "" && !path.IsAbs(in.Workdir) {
-		return l.errf("workdir", "must be an absolute path, got %q", in.Workdir)
+	if err := in.validateConfig(); err != nil {
+		return err
 	}
 	switch in.Compression {
 	case "":

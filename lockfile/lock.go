@@ -1,15 +1,13 @@
 package lockfile
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
-	"os"
-	"path"
 	"regexp"
+	"slices"
 	"sort"
-	"strings"
 
 	"github.com/mlenv/mlenv/internal/canon"
 )
@@ -121,9 +119,15 @@ type Compression struct {
 }
 
 // Encode returns the canonical bytes of the lock (sorted, indented, stable).
+// It sorts a copy: the receiver is left as it was.
 func (l *Lock) Encode() ([]byte, error) {
-	l.sortStable()
-	return canon.Indent(l)
+	c := *l
+	c.Wheels = slices.Clone(l.Wheels)
+	c.Debs = slices.Clone(l.Debs)
+	c.Config.Env = slices.Clone(l.Config.Env)
+	c.Config.ExposedPorts = slices.Clone(l.Config.ExposedPorts)
+	c.sortStable()
+	return canon.Indent(&c)
 }
 
 // Digest is "sha256:<hex>" of the canonical encoding: the lock's identity,
@@ -187,27 +191,36 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// LoadLock reads and validates mlenv.lock.
+// LoadLock reads and validates mlenv.lock (at most MaxLockSize bytes).
 func LoadLock(file string) (*Lock, error) {
-	data, err := os.ReadFile(file)
+	data, err := readBounded(file, "a lock", MaxLockSize)
 	if err != nil {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("reading the lock: %w (run `mlenv lock` to create it)", err)
 	}
 	return ParseLock(file, data)
 }
 
 // ParseLock parses and validates a lock; file names the source in errors.
+// The lock is strict JSON: not YAML (no aliases to expand), no unknown
+// fields, nothing after the object. The returned lock is in canonical
+// order, so that two files with the same digest build the same image.
 func ParseLock(file string, data []byte) (*Lock, error) {
+	if len(data) > MaxLockSize {
+		return nil, errTooLarge(file, "a lock", int64(len(data)), MaxLockSize)
+	}
 	var l Lock
-	// The lock is JSON, which YAML parses too; going through the YAML
-	// parser gives line numbers for every error.
-	loc, err := decodeStrict(file, bytes.TrimSpace(data), &l)
+	loc, err := decodeJSONStrict(file, data, &l)
 	if err != nil {
 		return nil, err
 	}
 	if err := l.validate(loc); err != nil {
 		return nil, err
 	}
+	l.sortStable()
 	return &l, nil
 }
 
@@ -215,23 +228,52 @@ func (l *Lock) validate(loc locator) error {
 	if l.LockVersion != LockVersion {
 		return loc.errf("lockVersion", "is %d; this mlenv reads version %d", l.LockVersion, LockVersion)
 	}
+	if err := checkEpoch(l.Epoch); err != nil {
+		return loc.errf("epoch", "%v", err)
+	}
+	if err := checkName(l.Name); err != nil {
+		return loc.errf("name", "%v", err)
+	}
 	if len(l.Platforms) == 0 {
 		return loc.errf("platforms", "is empty")
 	}
-	for i, p := range l.Platforms {
-		if !platformRe.MatchString(p) {
-			return loc.errf(fmt.Sprintf("platforms[%d]", i), "%q is not supported", p)
-		}
+	if err := checkPlatforms(l.Platforms, loc.indexed("platforms")); err != nil {
+		return err
 	}
 	if l.Base.Ref == "" {
 		return loc.errf("base.ref", "is required")
 	}
 	if !l.Base.IsScratch() {
 		for _, p := range l.Platforms {
-			if !strings.HasPrefix(l.Base.Manifests[p], "sha256:") {
-				return loc.errf("base.manifests", "has no manifest digest for %s: run `mlenv lock` again", p)
+			if !digestRe.MatchString(l.Base.Manifests[p]) {
+				return loc.errf("base.manifests", "has no sha256 manifest digest for %s: run `mlenv lock` again", p)
 			}
 		}
+	}
+	if py := l.Python; py != nil {
+		if !pyVerRe.MatchString(py.Version) {
+			return loc.errf("python.version", "%q is not a Python 3 version like \"3.11\"", py.Version)
+		}
+		if err := checkPythonPaths([3]string{"python.prefix", "python.sitePackages", "python.interpreter"},
+			[3]string{py.Prefix, py.SitePackages, py.Interpreter}, loc.named); err != nil {
+			return err
+		}
+		if py.SitePackages == "" || py.Interpreter == "" {
+			return loc.errf("python", "needs sitePackages and interpreter: run `mlenv lock` again")
+		}
+		if !libcRe.MatchString(py.Libc) {
+			return loc.errf("python.libc", "%q: write \"glibc 2.36\" or \"musl 1.2\"", py.Libc)
+		}
+	}
+	// Each wheel and deb names the platforms it is installed on: one the
+	// lock does not build for is a hand edit gone wrong.
+	checkOwnPlatforms := func(field string, ps []string) error {
+		for j, p := range ps {
+			if !contains(l.Platforms, p) {
+				return loc.errf(fmt.Sprintf("%s.platforms[%d]", field, j), "%q is not one of the lock's platforms %v", p, l.Platforms)
+			}
+		}
+		return nil
 	}
 	checkArt := func(field string, a Artifact) error {
 		if a.URI == "" {
@@ -254,6 +296,9 @@ func (l *Lock) validate(loc locator) error {
 		if _, err := ParseWheelFilename(w.Filename); err != nil {
 			return loc.errf(f+".filename", "%v", err)
 		}
+		if err := checkOwnPlatforms(f, w.Platforms); err != nil {
+			return err
+		}
 		if seenFile[w.Filename] {
 			return loc.errf(f+".filename", "%s is listed twice", w.Filename)
 		}
@@ -268,6 +313,9 @@ func (l *Lock) validate(loc locator) error {
 		if err := checkArt(f, d.Artifact); err != nil {
 			return err
 		}
+		if err := checkOwnPlatforms(f, d.Platforms); err != nil {
+			return err
+		}
 		key := d.Package + ":" + d.Architecture
 		if seenDeb[key] {
 			return loc.errf(f+".package", "%s is listed twice", key)
@@ -279,14 +327,20 @@ func (l *Lock) validate(loc locator) error {
 		if !sha256Re.MatchString(fs.SHA256) {
 			return loc.errf(f+".sha256", "%q is not a sha256 hex digest", fs.SHA256)
 		}
-		if !path.IsAbs(fs.Dst) {
-			return loc.errf(f+".dst", "must be absolute")
+		if err := checkSrc(fs.Src); err != nil {
+			return loc.errf(f+".src", "%v", err)
+		}
+		if err := checkImagePath(fs.Dst); err != nil {
+			return loc.errf(f+".dst", "%v", err)
 		}
 		for j, c := range fs.Chunks {
 			if !sha256Re.MatchString(c.SHA256) {
 				return loc.errf(fmt.Sprintf("%s.chunks[%d].sha256", f, j), "%q is not a sha256 hex digest", c.SHA256)
 			}
 		}
+	}
+	if err := l.Config.validate(loc); err != nil {
+		return err
 	}
 	switch l.Compression.Algorithm {
 	case "gzip", "zstd":

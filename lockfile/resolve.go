@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -27,31 +28,45 @@ type Resolver struct {
 	HTTP *http.Client
 	// RemoteOptions are passed to go-containerregistry for base images.
 	RemoteOptions []remote.Option
-	// Warn receives notes that are not errors (skipped packages).
+	// Warn receives notes that are not errors (skipped packages). It only
+	// reports: what is locked is the same with or without it.
 	Warn func(string)
+	// Epoch, when set, is the lock's epoch and overrides the intent's
+	// (mlenv lock sets it from SOURCE_DATE_EPOCH, see ParseSourceDateEpoch).
+	// The lock is the build's only input: the build never reads the variable.
+	Epoch *int64
 }
 
-// SourceDateEpoch overrides the intent's epoch when set in the environment.
-func SourceDateEpoch() (int64, bool) {
-	v := os.Getenv("SOURCE_DATE_EPOCH")
-	if v == "" {
-		return 0, false
+// ParseSourceDateEpoch reads a SOURCE_DATE_EPOCH value
+// (https://reproducible-builds.org/specs/source-date-epoch/): decimal
+// seconds since 1970, 0 to MaxEpoch. A malformed value is an error, never
+// silently ignored.
+func ParseSourceDateEpoch(v string) (int64, error) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err == nil {
+		err = checkEpoch(n)
 	}
-	var n int64
-	if _, err := fmt.Sscan(v, &n); err != nil || n < 0 {
-		return 0, false
+	if err != nil || strings.TrimSpace(v) != v || strings.HasPrefix(v, "+") {
+		return 0, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a whole number of seconds since 1970 between 0 and %d: fix or unset it", v, int64(MaxEpoch))
 	}
-	return n, true
+	return n, nil
 }
 
-// Resolve pins every input of the intent.
+func (r *Resolver) warn(format string, args ...any) {
+	if r.Warn != nil {
+		r.Warn(fmt.Sprintf(format, args...))
+	}
+}
+
+// Resolve pins every input of the intent. The lock comes back in canonical
+// order (as Encode writes it and ParseLock returns it).
 func (r *Resolver) Resolve(ctx context.Context, in *Intent) (*Lock, error) {
 	l := &Lock{LockVersion: LockVersion, Name: in.Name, Platforms: in.Platforms}
 	if in.Epoch != nil {
 		l.Epoch = *in.Epoch
 	}
-	if e, ok := SourceDateEpoch(); ok {
-		l.Epoch = e
+	if r.Epoch != nil {
+		l.Epoch = *r.Epoch
 	}
 	var err error
 	if l.Base, err = resolveBase(ctx, in.Base, in.Dir, in.Platforms, r.RemoteOptions); err != nil {
@@ -101,6 +116,7 @@ func (r *Resolver) Resolve(ctx context.Context, in *Intent) (*Lock, error) {
 	if err := l.validate(locator{file: "(resolved lock)"}); err != nil {
 		return nil, err
 	}
+	l.sortStable()
 	return l, nil
 }
 
@@ -172,7 +188,7 @@ func (r *Resolver) resolvePython(ctx context.Context, in *Intent, l *Lock) error
 		pkgs = append(pkgs, pyPackage{Name: wn.Distribution, Version: wn.Version, Files: []pyFile{f}, Source: fmt.Sprintf("python.wheels[%d]", i)})
 	}
 	readRel := func(field, rel string) ([]byte, string, error) {
-		b, err := os.ReadFile(filepath.Join(in.Dir, rel))
+		b, err := readBounded(filepath.Join(in.Dir, rel), field, MaxImportSize)
 		if err != nil {
 			return nil, "", in.loc.errf(field, "%v", err)
 		}
@@ -253,8 +269,8 @@ func (r *Resolver) resolvePython(ctx context.Context, in *Intent, l *Lock) error
 			}
 			idx, err := t.BestWheel(pkg.Name, names)
 			if err != nil {
-				if pkg.SkipIfNoWheel && r.Warn != nil {
-					r.Warn(fmt.Sprintf("skipping %s on %s: %v", pkg.Name, p, err))
+				if pkg.SkipIfNoWheel {
+					r.warn("skipping %s on %s: %v", pkg.Name, p, err)
 					continue
 				}
 				return fmt.Errorf("%s: %w", pkg.Source, err)

@@ -22,7 +22,11 @@ func newLockCmd() *cobra.Command {
 		Long: `lock reads the intent (mlenv.yaml) and writes mlenv.lock, where the base image is
 a digest and every wheel, deb and file set has a URI, a sha256 and a size. It pins;
 it does not resolve Python dependencies: give it pylock.toml, uv.lock or a
-requirements file with --hash.`,
+requirements file with --hash.
+
+SOURCE_DATE_EPOCH, when set and not empty, becomes the lock's epoch and
+overrides the intent's; a value that is not a whole number of seconds is an
+error. mlenv build ignores the variable: the epoch comes from the lock.`,
 		Example: `  mlenv lock                      # mlenv.yaml -> mlenv.lock
   mlenv lock -f env/mlenv.yaml -o env/mlenv.lock
   mlenv lock --check              # exit 1 if mlenv.lock no longer matches mlenv.yaml`,
@@ -45,6 +49,15 @@ requirements file with --hash.`,
 			r := &lockfile.Resolver{
 				Fetcher: &cas.Fetcher{Cache: &cas.Cache{Dir: cacheDir}, BaseDir: in.Dir},
 				Warn:    func(s string) { fmt.Fprintln(os.Stderr, "warning:", s) },
+			}
+			// SOURCE_DATE_EPOCH overrides the intent's epoch here, and
+			// only here: the build takes the epoch from the lock.
+			if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
+				e, err := lockfile.ParseSourceDateEpoch(v)
+				if err != nil {
+					return err
+				}
+				r.Epoch = &e
 			}
 			l, err := r.Resolve(cmd.Context(), in)
 			if err != nil {

@@ -1,0 +1,43 @@
+package lockfile
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// Bounds on the files mlenv reads, so that a mistaken or hostile input
+// fails with a message instead of exhausting memory. Real intents are a
+// few KiB; a lock holds about 300 bytes per wheel or deb, so 64 MiB is
+// some 200,000 pinned files.
+const (
+	MaxIntentSize = 1 << 20  // mlenv.yaml
+	MaxLockSize   = 64 << 20 // mlenv.lock
+	MaxImportSize = 64 << 20 // pylock.toml, uv.lock, requirements files
+)
+
+// errTooLarge says which file is too large and what the bound is.
+func errTooLarge(file, what string, size, max int64) error {
+	return &FieldError{File: file, Msg: fmt.Sprintf("is %d bytes or more, larger than mlenv reads for %s (%d MiB): is this the right file?", size, what, max>>20)}
+}
+
+// readBounded reads file, refusing one larger than max without reading
+// more than max+1 bytes of it (a FIFO or /dev/zero has no size to check first).
+func readBounded(file, what string, max int64) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > max {
+		return nil, errTooLarge(file, what, fi.Size(), max)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", file, err)
+	}
+	if int64(len(data)) > max {
+		return nil, errTooLarge(file, what, int64(len(data)), max)
+	}
+	return data, nil
+}
