@@ -55,7 +55,7 @@ var markerVars = map[string]string{
 	"platform_machine": "platform_machine", "platform.machine": "platform_machine",
 	"platform_python_implementation": "platform_python_implementation", "platform.python_implementation": "platform_python_implementation",
 	"python_implementation": "platform_python_implementation",
-	"implementation_name": "implementation_name", "implementation_version": "implementation_version",
+	"implementation_name":   "implementation_name", "implementation_version": "implementation_version",
 	"extra": "extra", "extras": "extras", "dependency_groups": "dependency_groups",
 }
 
