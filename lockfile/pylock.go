@@ -122,7 +122,7 @@ func ParsePylock(file string, data []byte, relTo string) (*Pylock, error) {
 				name = path.Base(strings.SplitN(uri, "?", 2)[0])
 			}
 			sum := w.Hashes["sha256"]
-			if !sha256Re.MatchString(sum) {
+			if !isSHA256(sum) {
 				return nil, fail("wheels", "wheels[%d] has no sha256 hash: mlenv pins every file", j)
 			}
 			size := int64(-1)

@@ -115,7 +115,7 @@ func ParseUVLock(file string, data []byte, relTo string) (*UVLock, error) {
 				uri = path.Join(relTo, w.Path)
 			}
 			sum, ok := strings.CutPrefix(w.Hash, "sha256:")
-			if !ok || !sha256Re.MatchString(sum) {
+			if !ok || !isSHA256(sum) {
 				return nil, &FieldError{File: file, Line: lines.find(i, "wheels"), Field: p.Name, Msg: fmt.Sprintf("wheels[%d] has no sha256 hash: mlenv pins every file", j)}
 			}
 			size := int64(-1)
@@ -125,7 +125,9 @@ func ParseUVLock(file string, data []byte, relTo string) (*UVLock, error) {
 			p.files = append(p.files, pyFile{Filename: path.Base(strings.SplitN(uri, "?", 2)[0]), URI: uri, SHA256: sum, Size: size})
 		}
 	}
-	// Every edge must lead to a package in the lock, with a marker that parses.
+	// Every edge must lead to a package in the lock, with a marker that
+	// parses. A large lock repeats a few markers thousands of times.
+	parsed := map[string]*Marker{}
 	for i := range u.pkgs {
 		p := &u.pkgs[i]
 		err := p.eachDepList(func(what string, deps []uvDep) error {
@@ -137,9 +139,13 @@ func ParseUVLock(file string, data []byte, relTo string) (*UVLock, error) {
 						Msg: fmt.Sprintf("%s lists %s in %s, but no [[package]] named %s is in the lock: the file is damaged or hand-edited; run `uv lock` again", p.Name, d.Name, what, d.Name)}
 				}
 				if d.Marker != "" {
-					m, err := ParseMarker(d.Marker)
-					if err != nil {
-						return &FieldError{File: file, Line: d.line, Field: p.Name, Msg: fmt.Sprintf("dependency %s: %v", d.Name, err)}
+					m, ok := parsed[d.Marker]
+					if !ok {
+						var err error
+						if m, err = ParseMarker(d.Marker); err != nil {
+							return &FieldError{File: file, Line: d.line, Field: p.Name, Msg: fmt.Sprintf("dependency %s: %v", d.Name, err)}
+						}
+						parsed[d.Marker] = m
 					}
 					d.marker = m
 				}
