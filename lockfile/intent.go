@@ -50,6 +50,11 @@ type PythonIntent struct {
 	Requirements   string           `yaml:"requirements"`
 	IndexURL       string           `yaml:"index-url"`
 	FindLinks      []string         `yaml:"find-links"`
+	// Extras and Groups select optional dependencies and dependency
+	// groups of a uv.lock workspace or a pylock.toml (none by default;
+	// pylock.toml's default-groups when Groups is absent).
+	Extras []string `yaml:"extras"`
+	Groups []string `yaml:"groups"`
 }
 
 // ArtifactIntent names one file by local path or by URL (with its sha256).

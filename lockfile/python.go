@@ -24,10 +24,6 @@ type pyPackage struct {
 	Files                 []pyFile
 	// Where the package was declared, for error messages.
 	Source string
-	// SkipIfNoWheel: the importer cannot tell whether the package applies
-	// to Linux (uv.lock has no per-package markers); skip it when no wheel
-	// fits rather than fail.
-	SkipIfNoWheel bool
 }
 
 type pyFile struct {
@@ -50,141 +46,6 @@ func tomlError(file string, err error) error {
 		return &FieldError{File: file, Line: row, Msg: se.Errors[0].Error()}
 	}
 	return &FieldError{File: file, Msg: err.Error()}
-}
-
-// --- pylock.toml (PEP 751) ---
-
-type pylockFile struct {
-	LockVersion string          `toml:"lock-version"`
-	Packages    []pylockPackage `toml:"packages"`
-}
-
-type pylockPackage struct {
-	Name    string        `toml:"name"`
-	Version string        `toml:"version"`
-	Marker  string        `toml:"marker"`
-	Wheels  []pylockWheel `toml:"wheels"`
-	Sdist   *pylockWheel  `toml:"sdist"`
-}
-
-type pylockWheel struct {
-	Name   string            `toml:"name"`
-	URL    string            `toml:"url"`
-	Path   string            `toml:"path"`
-	Size   *int64            `toml:"size"`
-	Hashes map[string]string `toml:"hashes"`
-}
-
-// ParsePylock reads a pylock.toml; relative wheel paths are relative to it.
-func ParsePylock(file string, data []byte, relTo string) ([]pyPackage, error) {
-	var pl pylockFile
-	if err := toml.Unmarshal(data, &pl); err != nil {
-		return nil, tomlError(file, err)
-	}
-	if !strings.HasPrefix(pl.LockVersion, "1.") {
-		return nil, &FieldError{File: file, Field: "lock-version", Msg: fmt.Sprintf("%q is not a PEP 751 version 1.x lock", pl.LockVersion)}
-	}
-	var out []pyPackage
-	for i, p := range pl.Packages {
-		src := fmt.Sprintf("%s: packages[%d] (%s)", file, i, p.Name)
-		pkg := pyPackage{Name: p.Name, Version: p.Version, Marker: p.Marker, Source: src}
-		for j, w := range p.Wheels {
-			name := w.Name
-			uri := w.URL
-			if uri == "" && w.Path != "" {
-				uri = path.Join(relTo, w.Path)
-			}
-			if uri == "" {
-				return nil, fmt.Errorf("%s: wheels[%d] has neither url nor path", src, j)
-			}
-			if name == "" {
-				name = path.Base(strings.SplitN(uri, "?", 2)[0])
-			}
-			sum := w.Hashes["sha256"]
-			if !sha256Re.MatchString(sum) {
-				return nil, fmt.Errorf("%s: wheels[%d] has no sha256 hash: mlenv pins every file", src, j)
-			}
-			size := int64(-1)
-			if w.Size != nil {
-				size = *w.Size
-			}
-			pkg.Files = append(pkg.Files, pyFile{Filename: name, URI: uri, SHA256: sum, Size: size})
-		}
-		if len(pkg.Files) == 0 && p.Sdist != nil {
-			return nil, fmt.Errorf("%s: only an sdist is locked; mlenv installs wheels only (build a wheel and lock it)", src)
-		}
-		if len(pkg.Files) == 0 {
-			return nil, fmt.Errorf("%s: no wheels are locked for this package (vcs and directory sources are not supported)", src)
-		}
-		out = append(out, pkg)
-	}
-	return out, nil
-}
-
-// --- uv.lock ---
-
-type uvLockFile struct {
-	Version  int         `toml:"version"`
-	Packages []uvPackage `toml:"package"`
-}
-
-type uvPackage struct {
-	Name    string         `toml:"name"`
-	Version string         `toml:"version"`
-	Source  map[string]any `toml:"source"`
-	Wheels  []uvWheel      `toml:"wheels"`
-	Sdist   *uvWheel       `toml:"sdist"`
-}
-
-type uvWheel struct {
-	URL  string `toml:"url"`
-	Path string `toml:"path"`
-	Hash string `toml:"hash"`
-	Size *int64 `toml:"size"`
-}
-
-// ParseUVLock reads a uv.lock. The project itself (editable or virtual
-// source) is skipped: it is the application, not a dependency.
-func ParseUVLock(file string, data []byte, relTo string) ([]pyPackage, error) {
-	var ul uvLockFile
-	if err := toml.Unmarshal(data, &ul); err != nil {
-		return nil, tomlError(file, err)
-	}
-	var out []pyPackage
-	for i, p := range ul.Packages {
-		if _, ok := p.Source["editable"]; ok {
-			continue
-		}
-		if _, ok := p.Source["virtual"]; ok {
-			continue
-		}
-		src := fmt.Sprintf("%s: package[%d] (%s)", file, i, p.Name)
-		pkg := pyPackage{Name: p.Name, Version: p.Version, Source: src, SkipIfNoWheel: true}
-		for j, w := range p.Wheels {
-			uri := w.URL
-			if uri == "" {
-				uri = path.Join(relTo, w.Path)
-			}
-			sum, ok := strings.CutPrefix(w.Hash, "sha256:")
-			if !ok || !sha256Re.MatchString(sum) {
-				return nil, fmt.Errorf("%s: wheels[%d] has no sha256 hash", src, j)
-			}
-			size := int64(-1)
-			if w.Size != nil {
-				size = *w.Size
-			}
-			pkg.Files = append(pkg.Files, pyFile{Filename: path.Base(strings.SplitN(uri, "?", 2)[0]), URI: uri, SHA256: sum, Size: size})
-		}
-		if len(pkg.Files) == 0 {
-			what := "no wheels"
-			if p.Sdist != nil {
-				what = "only an sdist"
-			}
-			return nil, fmt.Errorf("%s: %s locked; mlenv installs wheels only", src, what)
-		}
-		out = append(out, pkg)
-	}
-	return out, nil
 }
 
 // --- requirements files with --hash ---
@@ -354,4 +215,128 @@ func (ix *wheelIndex) files(ctx context.Context, name string) ([]pyFile, error) 
 		out = append(out, pyFile{Filename: f.Filename, URI: u.String(), SHA256: f.Hashes["sha256"], Size: size})
 	}
 	return out, nil
+}
+
+// --- choosing what a target installs ---
+
+// pyLockSource is a lock file that decides per target what to install.
+type pyLockSource interface {
+	selectFor(ctx context.Context, s *pySelect) ([]pyPackage, []PyDecision, error)
+}
+
+// pySelect is one target and the intent's choices for it.
+type pySelect struct {
+	target    Target
+	env       MarkerEnv
+	extras    []string // normalised python.extras
+	groups    []string // normalised python.groups
+	groupsSet bool     // python.groups was given (pylock.toml's default-groups otherwise)
+	local     *wheelIndex
+}
+
+func newPySelect(py *PythonIntent, t Target, dir string) *pySelect {
+	s := &pySelect{target: t, groupsSet: py.Groups != nil}
+	for _, e := range py.Extras {
+		s.extras = append(s.extras, NormalizeName(e))
+	}
+	for _, g := range py.Groups {
+		s.groups = append(s.groups, NormalizeName(g))
+	}
+	s.env = t.MarkerEnv(s.extras, s.groups)
+	if len(py.FindLinks) > 0 {
+		s.local = &wheelIndex{baseDir: dir, findLinks: py.FindLinks}
+	}
+	return s
+}
+
+// fromFindLinks finds wheels the user built for a package the lock has no
+// wheel for, by name and version (their hashes are the user's own, so
+// the lock's sdist hash cannot apply; mlenv.lock pins the wheel's).
+func (s *pySelect) fromFindLinks(ctx context.Context, name, version, src string) (pyPackage, bool, error) {
+	if s.local == nil {
+		return pyPackage{}, false, nil
+	}
+	files, err := s.local.files(ctx, name)
+	if err != nil {
+		return pyPackage{}, false, err
+	}
+	want, verr := ParseVersion(version)
+	var match []pyFile
+	for _, f := range files {
+		w, err := ParseWheelFilename(f.Filename)
+		if err != nil {
+			continue
+		}
+		got, gerr := ParseVersion(w.Version)
+		if (verr == nil && gerr == nil && got.Compare(want) == 0) || w.Version == version || version == "" {
+			match = append(match, f)
+		}
+	}
+	if len(match) == 0 {
+		return pyPackage{}, false, nil
+	}
+	return pyPackage{Name: name, Version: version, Files: match, Source: src + " (find-links)"}, true, nil
+}
+
+func findLinksAdvice(name, version string) string {
+	return fmt.Sprintf("Build the wheel yourself (`pip wheel --no-deps --wheel-dir wheels %s==%s`) and add the folder to python.find-links in mlenv.yaml: a wheel there with the same name and version is used and pinned by its own sha256", name, version)
+}
+
+// pythonFor lists what one target installs: the direct wheels and
+// requirements whose marker holds, and what each lock file selects.
+func pythonFor(ctx context.Context, in *Intent, t Target, direct []pyPackage, locks []pyLockSource) ([]pyPackage, []PyDecision, error) {
+	s := newPySelect(in.Python, t, in.Dir)
+	var out []pyPackage
+	for _, pkg := range direct {
+		if pkg.Marker != "" {
+			ok, err := t.EvalMarker(pkg.Marker)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", pkg.Source, err)
+			}
+			if !ok {
+				continue
+			}
+		}
+		out = append(out, pkg)
+	}
+	var decisions []PyDecision
+	for _, l := range locks {
+		pkgs, ds, err := l.selectFor(ctx, s)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, pkgs...)
+		decisions = append(decisions, ds...)
+	}
+	return out, decisions, nil
+}
+
+// pythonNotes says, once per package, what no target installs: the
+// project's own code (skipped) and packages that every target leaves out.
+func pythonNotes(ds []PyDecision) []string {
+	type key struct{ src, name, version string }
+	installed := map[key]bool{}
+	first := map[key]PyDecision{}
+	var order []key
+	for _, d := range ds {
+		k := key{d.Source, d.Package, d.Version}
+		if _, ok := first[k]; !ok {
+			first[k] = d
+			order = append(order, k)
+		}
+		installed[k] = installed[k] || d.Installed
+	}
+	var notes []string
+	for _, k := range order {
+		if installed[k] {
+			continue
+		}
+		d := first[k]
+		if d.Skipped {
+			notes = append(notes, fmt.Sprintf("skipping %s %s from %s: %s", d.Package, d.Version, d.Source, d.Reason))
+			continue
+		}
+		notes = append(notes, fmt.Sprintf("%s %s is in %s but no target installs it (%s on %s, Python %s; `mlenv lock --explain` shows every target)", d.Package, d.Version, d.Source, d.Reason, d.Platform, d.Python))
+	}
+	return notes
 }

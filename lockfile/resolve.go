@@ -35,6 +35,9 @@ type Resolver struct {
 	// (mlenv lock sets it from SOURCE_DATE_EPOCH, see ParseSourceDateEpoch).
 	// The lock is the build's only input: the build never reads the variable.
 	Epoch *int64
+	// Explain, when set, receives why each package of a Python lock file
+	// is or is not installed on each target.
+	Explain func(PyDecision)
 }
 
 // ParseSourceDateEpoch reads a SOURCE_DATE_EPOCH value
@@ -194,27 +197,28 @@ func (r *Resolver) resolvePython(ctx context.Context, in *Intent, l *Lock) error
 		}
 		return b, path.Dir(filepath.ToSlash(rel)), nil
 	}
+	var locks []pyLockSource
 	if py.Pylock != "" {
 		b, rel, err := readRel("python.pylock", py.Pylock)
 		if err != nil {
 			return err
 		}
-		got, err := ParsePylock(filepath.Join(in.Dir, py.Pylock), b, rel)
+		pl, err := ParsePylock(filepath.Join(in.Dir, py.Pylock), b, rel)
 		if err != nil {
 			return err
 		}
-		pkgs = append(pkgs, got...)
+		locks = append(locks, pl)
 	}
 	if py.UVLock != "" {
 		b, rel, err := readRel("python.uv-lock", py.UVLock)
 		if err != nil {
 			return err
 		}
-		got, err := ParseUVLock(filepath.Join(in.Dir, py.UVLock), b, rel)
+		ul, err := ParseUVLock(filepath.Join(in.Dir, py.UVLock), b, rel)
 		if err != nil {
 			return err
 		}
-		pkgs = append(pkgs, got...)
+		locks = append(locks, ul)
 	}
 	if py.Requirements != "" {
 		b, _, err := readRel("python.requirements", py.Requirements)
@@ -250,31 +254,25 @@ func (r *Resolver) resolvePython(ctx context.Context, in *Intent, l *Lock) error
 		}
 	}
 	byFile := map[string]*Wheel{}
+	var decisions []PyDecision
 	for _, p := range in.Platforms {
 		t := py.target(p)
 		seen := map[string]string{}
-		for _, pkg := range pkgs {
-			if pkg.Marker != "" {
-				ok, err := t.EvalMarker(pkg.Marker)
-				if err != nil {
-					return fmt.Errorf("%s: %w", pkg.Source, err)
-				}
-				if !ok {
-					continue
-				}
-			}
+		tpkgs, ds, err := pythonFor(ctx, in, t, pkgs, locks)
+		if err != nil {
+			return err
+		}
+		chosen := map[string]string{}
+		for _, pkg := range tpkgs {
 			names := make([]string, len(pkg.Files))
 			for i, f := range pkg.Files {
 				names[i] = f.Filename
 			}
 			idx, err := t.BestWheel(pkg.Name, names)
 			if err != nil {
-				if pkg.SkipIfNoWheel {
-					r.warn("skipping %s on %s: %v", pkg.Name, p, err)
-					continue
-				}
 				return fmt.Errorf("%s: %w", pkg.Source, err)
 			}
+			chosen[NormalizeName(pkg.Name)+" "+pkg.Version] = pkg.Files[idx].Filename
 			f := pkg.Files[idx]
 			norm := NormalizeName(pkg.Name)
 			if prev, dup := seen[norm]; dup && prev != f.Filename {
@@ -295,6 +293,22 @@ func (r *Resolver) resolvePython(ctx context.Context, in *Intent, l *Lock) error
 				byFile[f.Filename] = w
 			}
 			w.Platforms = append(w.Platforms, p)
+		}
+		for i := range ds {
+			if ds[i].Installed {
+				ds[i].Wheel = chosen[NormalizeName(ds[i].Package)+" "+ds[i].Version]
+			}
+		}
+		decisions = append(decisions, ds...)
+	}
+	if r.Explain != nil {
+		for _, d := range decisions {
+			r.Explain(d)
+		}
+	}
+	if r.Warn != nil {
+		for _, n := range pythonNotes(decisions) {
+			r.Warn(n)
 		}
 	}
 	for _, w := range byFile {

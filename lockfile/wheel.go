@@ -2,9 +2,9 @@ package lockfile
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // WheelName is a parsed wheel filename (binary distribution format spec):
@@ -17,11 +17,45 @@ type WheelName struct {
 	Tags []string
 }
 
-var nameNormRe = regexp.MustCompile(`[-_.]+`)
-
-// NormalizeName is PEP 503's normalisation of a project name.
+// NormalizeName is PEP 503's normalisation of a project name: lowercase,
+// runs of "-", "_" and "." become one "-". (A loop, not a regexp: a large
+// lock normalises every name and edge.)
 func NormalizeName(name string) string {
-	return strings.ToLower(nameNormRe.ReplaceAllString(name, "-"))
+	var b strings.Builder
+	b.Grow(len(name))
+	sep := false
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '-' || c == '_' || c == '.':
+			sep = true
+			continue
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if sep {
+			b.WriteByte('-')
+			sep = false
+		}
+		b.WriteByte(c)
+	}
+	if sep {
+		b.WriteByte('-')
+	}
+	return b.String()
+}
+
+// isSHA256 is sha256Re.MatchString without the regexp.
+func isSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseWheelFilename parses a wheel file name; an sdist gets a clear refusal.
@@ -148,20 +182,33 @@ func (t Target) SupportedTags() []string {
 	return tags
 }
 
+// tagRankCache holds each target's tag -> rank map: SupportedTags builds
+// hundreds of strings, and a large lock asks for it once per package.
+var tagRankCache sync.Map // Target -> map[string]int
+
+func (t Target) tagRanks() map[string]int {
+	if m, ok := tagRankCache.Load(t); ok {
+		return m.(map[string]int)
+	}
+	tags := t.SupportedTags()
+	m := make(map[string]int, len(tags))
+	for i, tag := range tags {
+		if _, dup := m[tag]; !dup {
+			m[tag] = i
+		}
+	}
+	tagRankCache.Store(t, m)
+	return m
+}
+
 // Rank returns how well a wheel fits the target (lower is better) and
 // whether it fits at all.
 func (t Target) Rank(w WheelName) (int, bool) {
+	ranks := t.tagRanks()
 	best, ok := 0, false
-	for i, tag := range t.SupportedTags() {
-		for _, wt := range w.Tags {
-			if wt == tag {
-				if !ok || i < best {
-					best, ok = i, true
-				}
-			}
-		}
-		if ok {
-			break
+	for _, wt := range w.Tags {
+		if r, fits := ranks[wt]; fits && (!ok || r < best) {
+			best, ok = r, true
 		}
 	}
 	return best, ok

@@ -13,17 +13,6 @@ import (
 	"github.com/mlenv/mlenv/internal/testutil"
 )
 
-// TestMain lets a test run this test binary as the mlenv CLI in a child
-// process (MLENV_TEST_AS_CLI=1), so that the child's exit code and peak
-// memory can be measured without building a second binary.
-func TestMain(m *testing.M) {
-	if os.Getenv("MLENV_TEST_AS_CLI") == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
-
 // TestBombsEndInBoundedMemory builds 10 GiB bombs (xz and zstd debs, a
 // wheel whose zip members overlap) in a child process and checks that the
 // build ends with the cap error (exit 2, the file named), that the child's
@@ -68,7 +57,7 @@ func TestBombsEndInBoundedMemory(t *testing.T) {
 			cache, out := filepath.Join(dir, "cache"), filepath.Join(dir, "out")
 			cmd := exec.Command(os.Args[0], "build", "--lock", lock, "--output", "oci:"+out, "--cache-dir", cache,
 				"--max-archive-bytes", fmt.Sprint(512<<20))
-			cmd.Env = append(os.Environ(), "MLENV_TEST_AS_CLI=1", "XDG_CACHE_HOME="+filepath.Join(dir, "xdg"))
+			cmd.Env = append(os.Environ(), childEnv+"=1", "XDG_CACHE_HOME="+filepath.Join(dir, "xdg"))
 			// Linux carries the parent's peak RSS at fork into the child's
 			// Maxrss: shrink the parent first so the figure is the child's.
 			body = nil

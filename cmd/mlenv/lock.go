@@ -15,7 +15,7 @@ import (
 
 func newLockCmd() *cobra.Command {
 	var intentFile, lockFile string
-	var check bool
+	var check, explain bool
 	cmd := &cobra.Command{
 		Use:   "lock",
 		Short: "Pin every input of mlenv.yaml into mlenv.lock",
@@ -29,7 +29,8 @@ overrides the intent's; a value that is not a whole number of seconds is an
 error. mlenv build ignores the variable: the epoch comes from the lock.`,
 		Example: `  mlenv lock                      # mlenv.yaml -> mlenv.lock
   mlenv lock -f env/mlenv.yaml -o env/mlenv.lock
-  mlenv lock --check              # exit 1 if mlenv.lock no longer matches mlenv.yaml`,
+  mlenv lock --check              # exit 1 if mlenv.lock no longer matches mlenv.yaml
+  mlenv lock --explain            # also say why each Python package is in or out, per platform`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			in, err := lockfile.LoadIntent(intentFile)
@@ -48,7 +49,11 @@ error. mlenv build ignores the variable: the epoch comes from the lock.`,
 			}
 			r := &lockfile.Resolver{
 				Fetcher: &cas.Fetcher{Cache: &cas.Cache{Dir: cacheDir}, BaseDir: in.Dir},
-				Warn:    func(s string) { fmt.Fprintln(os.Stderr, "warning:", s) },
+				Warn:    func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "warning:", s) },
+			}
+			var decisions []lockfile.PyDecision
+			if explain {
+				r.Explain = func(d lockfile.PyDecision) { decisions = append(decisions, d) }
 			}
 			// SOURCE_DATE_EPOCH overrides the intent's epoch here, and
 			// only here: the build takes the epoch from the lock.
@@ -62,6 +67,9 @@ error. mlenv build ignores the variable: the epoch comes from the lock.`,
 			l, err := r.Resolve(cmd.Context(), in)
 			if err != nil {
 				return err
+			}
+			if explain {
+				lockfile.WriteExplanation(cmd.ErrOrStderr(), decisions)
 			}
 			b, err := l.Encode()
 			if err != nil {
@@ -88,5 +96,6 @@ error. mlenv build ignores the variable: the epoch comes from the lock.`,
 	cmd.Flags().StringVarP(&intentFile, "file", "f", "mlenv.yaml", "the intent to lock")
 	cmd.Flags().StringVarP(&lockFile, "output", "o", "", "where to write the lock (default: mlenv.lock next to the intent)")
 	cmd.Flags().BoolVar(&check, "check", false, "write nothing; exit 1 when the lock is stale")
+	cmd.Flags().BoolVar(&explain, "explain", false, "print, for each package of pylock.toml or uv.lock and each platform, why it is installed or not (marker, fork, group, extra, wheel)")
 	return cmd
 }
