@@ -359,7 +359,7 @@ func TestChangedInputsAreRefused(t *testing.T) {
 	lp = standardProject(t)
 	os.Remove(filepath.Join(filepath.Dir(lp), helloDeb.Filename()))
 	_, err = Build(context.Background(), opts(t, lp, t.TempDir()))
-	if err == nil || !strings.Contains(err.Error(), "no such file") {
+	if err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("missing deb: %v", err)
 	}
 }
@@ -727,29 +727,38 @@ func TestCorruptCacheIsNeverUsed(t *testing.T) {
 	}
 	l, _ := lockfile.LoadLock(lp)
 	c := &cas.Cache{Dir: cache}
-	// Corrupt the cached wheel (same size) and drop the built layers so
-	// that the wheel is needed again.
+	// Corrupt the cached wheel (same size, mtime restored: what bit rot
+	// looks like) and drop the built layers so that the wheel is needed
+	// again.
 	blob := c.Path(l.Wheels[0].SHA256)
-	b, _ := os.ReadFile(blob)
-	b[len(b)/2] ^= 0xff
-	os.WriteFile(blob, b, 0o644)
+	flipByte(t, blob, -1)
 	os.RemoveAll(filepath.Join(cache, "layers"))
-	_, err = Build(context.Background(), opts(t, lp, cache))
-	if err == nil || !strings.Contains(err.Error(), "corrupt") {
-		t.Fatalf("corrupt cached wheel: %v", err)
+	// Offline: an error naming the artifact, and the corrupt blob is gone.
+	oo := opts(t, lp, cache)
+	oo.Offline = true
+	_, err = Build(context.Background(), oo)
+	if err == nil || !strings.Contains(err.Error(), "corrupt") || !strings.Contains(err.Error(), srv.URL) {
+		t.Fatalf("corrupt cached wheel, offline: %v", err)
 	}
-	// It was removed: the next build downloads it again and succeeds.
+	if c.Has(l.Wheels[0].SHA256, -1) {
+		t.Error("the corrupt wheel was kept")
+	}
+	// Online: a corrupt blob is removed and downloaded again, and the
+	// build succeeds.
+	os.WriteFile(blob, corrupted(helloWheel.Bytes()), 0o444)
 	r2, err := Build(context.Background(), opts(t, lp, cache))
 	if err != nil || r2.Digest != r1.Digest || count.Load() != 2 {
 		t.Fatalf("after removal: %v, %s vs %s, %d downloads", err, r2.Digest, r1.Digest, count.Load())
 	}
-	// A cached layer modified after it was written is re-hashed, found
-	// wrong, and rebuilt.
+	if err := c.Verify(l.Wheels[0].SHA256); err != nil {
+		t.Error(err)
+	}
+	// A cached layer changed after it was written (mtime restored) is
+	// re-hashed, found wrong, and rebuilt; Result.Verified lists only
+	// blobs whose bytes match.
 	layers, _ := r2.Image.Layers()
 	d, _ := layers[0].Digest()
-	lb, _ := os.ReadFile(c.Path(d.Hex))
-	lb[len(lb)-10] ^= 0xff
-	os.WriteFile(c.Path(d.Hex), lb, 0o644)
+	flipByte(t, c.Path(d.Hex), -10)
 	r3, err := Build(context.Background(), opts(t, lp, cache))
 	if err != nil || r3.Digest != r1.Digest {
 		t.Fatalf("corrupt cached layer: %v, %s", err, r3.Digest)
@@ -757,6 +766,55 @@ func TestCorruptCacheIsNeverUsed(t *testing.T) {
 	if err := c.Verify(d.Hex); err != nil {
 		t.Errorf("the corrupt layer was not replaced: %v", err)
 	}
+	if r3.Verified[d] != c.Path(d.Hex) {
+		t.Errorf("rebuilt layer not in Verified: %v", r3.Verified)
+	}
+	for h, p := range r3.Verified {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode().Perm() != 0o444 {
+			t.Errorf("verified blob %s: %v %v", h, err, fi)
+		}
+		if got, _, err := cas.HashReader(mustOpen(t, p)); err != nil || got != h.Hex {
+			t.Errorf("verified blob %s hashes to %s", h, got)
+		}
+	}
+}
+
+// flipByte flips one byte (at off, from the end when negative) of a
+// read-only cache blob and restores its mode and mtime, as bit rot would.
+func flipByte(t *testing.T, p string, off int) {
+	t.Helper()
+	fi, err := os.Stat(p)
+	if err != nil {
+		return
+	}
+	b, _ := os.ReadFile(p)
+	if off < 0 {
+		off += len(b)
+	}
+	b[off] ^= 0xff
+	os.Chmod(p, 0o644)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(p, fi.Mode().Perm())
+	os.Chtimes(p, fi.ModTime(), fi.ModTime())
+}
+
+func corrupted(b []byte) []byte {
+	c := append([]byte(nil), b...)
+	c[len(c)/2] ^= 0xff
+	return c
+}
+
+func mustOpen(t *testing.T, p string) *os.File {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }
 
 func TestBaseFromOCILayout(t *testing.T) {
@@ -878,5 +936,49 @@ func TestReadImageForPicksAPlatform(t *testing.T) {
 	}
 	if _, err := ReadImageFor(context.Background(), out, "linux/s390x"); err == nil || !strings.Contains(err.Error(), "no image for linux/s390x") {
 		t.Errorf("missing platform: %v", err)
+	}
+}
+
+func TestCorruptBaseBlobIsNeverShipped(t *testing.T) {
+	host := testutil.Registry(t, nil)
+	base := testutil.RandomImage(t, "linux", "amd64")
+	ref := testutil.Push(t, base, host+"/base:v1")
+	lp := project(t, "base: "+ref+"\nfiles: [{src: app, dst: /app}]\n", map[string][]byte{"app/x": []byte("x")})
+	cache := t.TempDir()
+	c := &cas.Cache{Dir: cache}
+	r1, err := Build(context.Background(), opts(t, lp, cache))
+	if err != nil {
+		t.Fatal(err)
+	}
+	baseLayers, _ := base.Layers()
+	bd, _ := baseLayers[0].Digest()
+	if r1.Verified[bd] == "" {
+		t.Errorf("base layer %s not in Verified", bd)
+	}
+	flipByte(t, c.Path(bd.Hex), -5)
+
+	// Offline: an error naming the blob; nothing corrupt is left.
+	o := opts(t, lp, cache)
+	o.Offline = true
+	if _, err := Build(context.Background(), o); err == nil || !strings.Contains(err.Error(), bd.Hex) || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("offline with a corrupt base blob: %v", err)
+	}
+	if c.Has(bd.Hex, -1) {
+		t.Error("corrupt base blob kept")
+	}
+	// Online: pulled again; the tar output carries matching bytes.
+	r2, err := Build(context.Background(), opts(t, lp, cache))
+	if err != nil || r2.Digest != r1.Digest {
+		t.Fatalf("online rebuild: %v", err)
+	}
+	// Bytes changed between build and write: the copy into a tar fails
+	// rather than ship them.
+	flipByte(t, c.Path(bd.Hex), -5)
+	out := filepath.Join(t.TempDir(), "img.tar")
+	if err := Write(context.Background(), r2, "tar:"+out); err == nil {
+		t.Fatal("a tar was written with a blob that does not match its digest")
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("partial tar left behind")
 	}
 }
