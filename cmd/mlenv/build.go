@@ -11,12 +11,14 @@ import (
 
 	"github.com/mlenv/mlenv/builder"
 	"github.com/mlenv/mlenv/internal/cas"
+	"github.com/mlenv/mlenv/internal/progress"
 	"github.com/mlenv/mlenv/lockfile"
 )
 
 func newBuildCmd() *cobra.Command {
 	var lockFile, output, cacheDir, format string
 	var offline, checkRepro bool
+	var allowOutside []string
 	cmd := &cobra.Command{
 		Use:   "build",
 		Short: "Build a reproducible OCI image from mlenv.lock",
@@ -49,7 +51,7 @@ stderr.`,
 				return err
 			}
 			if enc, _ := l.Encode(); string(enc) != string(raw) {
-				fmt.Fprintf(os.Stderr, "note: %s is not in canonical form; its digest is taken from the canonical form\n", lockFile)
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: %s is not in canonical form; its digest is taken from the canonical form\n", lockFile)
 			}
 			if cacheDir == "" {
 				if cacheDir, err = cas.DefaultDir(); err != nil {
@@ -59,6 +61,9 @@ stderr.`,
 			o := builder.Options{
 				Lock: l, LockDigest: digest, BaseDir: filepath.Dir(lockFile),
 				Cache: &cas.Cache{Dir: cacheDir}, Offline: offline,
+				AllowOutside: allowOutside,
+				// Progress only on a terminal: CI logs stay plain.
+				Progress: progress.ForTerminal(os.Stderr),
 			}
 			if checkRepro {
 				rep, err := builder.CheckReproducible(cmd.Context(), o)
@@ -68,9 +73,9 @@ stderr.`,
 				if format == "json" {
 					json.NewEncoder(cmd.OutOrStdout()).Encode(rep)
 				} else if rep.Same {
-					fmt.Fprintf(os.Stderr, "reproducible: both builds gave %s\n", rep.Digests[0])
+					fmt.Fprintf(cmd.ErrOrStderr(), "reproducible: both builds gave %s\n", rep.Digests[0])
 				} else {
-					fmt.Fprintf(os.Stderr, "NOT reproducible: %s vs %s\n%s\n", rep.Digests[0], rep.Digests[1], strings.Join(rep.Differences, "\n"))
+					fmt.Fprintf(cmd.ErrOrStderr(), "NOT reproducible: %s vs %s\n%s\n", rep.Digests[0], rep.Digests[1], strings.Join(rep.Differences, "\n"))
 				}
 				if !rep.Same {
 					return exitCode(1, fmt.Errorf("the two builds differ"))
@@ -89,7 +94,7 @@ stderr.`,
 			if err := builder.Write(cmd.Context(), res, output); err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "wrote %s\n", output)
+			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", output)
 			fmt.Fprintln(cmd.OutOrStdout(), res.Digest.String())
 			return nil
 		},
@@ -99,6 +104,7 @@ stderr.`,
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "artifact and layer cache (default $XDG_CACHE_HOME/mlenv)")
 	cmd.Flags().BoolVar(&offline, "offline", false, "use only the cache; fail naming what is missing")
 	cmd.Flags().BoolVar(&checkRepro, "check-reproducible", false, "build twice in separate temporary folders and compare")
+	cmd.Flags().StringArrayVar(&allowOutside, "allow-outside", nil, "a folder outside the lock's folder that local inputs (files src, artifact paths) may come from (repeatable); by default they must lie inside it")
 	cmd.Flags().StringVar(&format, "format", "text", "with --check-reproducible: text or json report")
 	return cmd
 }
