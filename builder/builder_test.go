@@ -591,12 +591,43 @@ func TestZstdLayersAndCheckReproducible(t *testing.T) {
 	if mt, _ := layers[0].MediaType(); mt != types.OCILayerZStd {
 		t.Errorf("media type %s", mt)
 	}
-	rep, err := CheckReproducible(context.Background(), o)
+	rep, first, err := CheckReproducible(context.Background(), o, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.Same || rep.Digests[0] != r.Digest.String() {
+	if !rep.Same || rep.Digests[0] != r.Digest.String() || first.Digest != r.Digest {
 		t.Errorf("check-reproducible: %+v (build gave %s)", rep, r.Digest)
+	}
+}
+
+func TestCheckReproducibleNamesWhatDiffers(t *testing.T) {
+	// Reversed listing order, one job, a fresh layer cache: same digest.
+	lp := standardProject(t)
+	o := opts(t, lp, t.TempDir())
+	rep, _, err := CheckReproducible(context.Background(), o, nil)
+	if err != nil || !rep.Same {
+		t.Fatalf("in-process check: %+v %v", rep, err)
+	}
+	// A second build that differs (here: an app file changed and
+	// relocked) is reported by layer and file.
+	other := project(t, "files: [{src: app, dst: /app}]\n", map[string][]byte{
+		"app/main.py": []byte("print('other')\n"), "app/sub/run.sh": []byte("#!/bin/sh\n")})
+	o = opts(t, project(t, "files: [{src: app, dst: /app}]\n", map[string][]byte{
+		"app/main.py": []byte("print('app')\n"), "app/sub/run.sh": []byte("#!/bin/sh\n")}), t.TempDir())
+	second := func(ctx context.Context) (map[string]v1.Image, v1.Hash, error) {
+		r, err := Build(ctx, opts(t, other, t.TempDir()))
+		if err != nil {
+			return nil, v1.Hash{}, err
+		}
+		return r.Images, r.Digest, nil
+	}
+	rep, first, err := CheckReproducible(context.Background(), o, second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(rep.Differences, "\n")
+	if rep.Same || rep.Digests[0] != first.Digest.String() || !strings.Contains(joined, "app/main.py") || strings.Contains(joined, "app/sub/run.sh") {
+		t.Errorf("report: %+v", rep)
 	}
 }
 

@@ -132,3 +132,23 @@ func TestStaleTempFilesAreSweptByTheNextRun(t *testing.T) {
 		t.Error("stale temp file of a dead process not swept")
 	}
 }
+
+func TestCheckReproducibleBuildsInAChildWithAnotherEnvironment(t *testing.T) {
+	example, _ := filepath.Abs("../../examples/minimal")
+	// The child is this test binary, run as mlenv (see TestMain).
+	t.Setenv("MLENV_TEST_RUN_MAIN", "1")
+	t.Setenv("SOURCE_DATE_EPOCH", "")
+	out := filepath.Join(t.TempDir(), "out")
+	stdout, stderr, code := run(t, "build", "--check-reproducible", "--lock", filepath.Join(example, "mlenv.lock"),
+		"--cache-dir", t.TempDir(), "--output", "oci:"+out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if lastLine(stdout) != exampleDigest || !strings.Contains(stderr, "reproducible: both builds gave "+exampleDigest) {
+		t.Errorf("stdout %q, stderr %q", stdout, stderr)
+	}
+	idx, err := os.ReadFile(filepath.Join(out, "index.json"))
+	if err != nil || !strings.Contains(string(idx), exampleDigest) {
+		t.Errorf("output: %v %s", err, idx)
+	}
+}
