@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"compress/gzip"
+	"io"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -1011,5 +1013,45 @@ func TestCorruptBaseBlobIsNeverShipped(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Error("partial tar left behind")
+	}
+}
+
+func TestHostPathsOutsideTheProjectAreRefused(t *testing.T) {
+	lp := standardProject(t)
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.MkdirAll(secret, 0o755)
+	os.WriteFile(filepath.Join(secret, "key"), []byte("0123456789"), 0o600)
+	rel, _ := filepath.Rel(filepath.Dir(lp), secret)
+	for name, edit := range map[string]func(l *lockfile.Lock){
+		"files src ..":     func(l *lockfile.Lock) { l.Files[0].Src = rel },
+		"deb uri absolute": func(l *lockfile.Lock) { l.Debs[0].URI = "/etc/shadow" },
+		"deb uri device":   func(l *lockfile.Lock) { l.Debs[0].URI = "/dev/zero" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := opts(t, lp, t.TempDir())
+			edit(o.Lock)
+			_, err := Build(context.Background(), o)
+			if err == nil || !strings.Contains(err.Error(), "outside the project") || strings.Contains(err.Error(), "bytes") {
+				t.Fatalf("got %v", err)
+			}
+			// Layers of the project's own artifacts may be cached; none
+			// may hold host content.
+			blobs, _ := filepath.Glob(filepath.Join(o.Cache.Dir, "blobs", "sha256", "*"))
+			for _, b := range blobs {
+				f := mustOpen(t, b)
+				if zr, err := gzip.NewReader(f); err == nil {
+					if all, _ := io.ReadAll(zr); bytes.Contains(all, []byte("0123456789")) {
+						t.Errorf("host content cached in %s", b)
+					}
+				}
+			}
+			// The opt-in admits the folder named, and only it.
+			if name == "files src .." {
+				o.AllowOutside = []string{secret}
+				if _, err := Build(context.Background(), o); err == nil || strings.Contains(err.Error(), "outside") {
+					t.Errorf("allowed folder: %v (want the lock's tree-hash check, not a refusal)", err)
+				}
+			}
+		})
 	}
 }
