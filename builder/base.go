@@ -3,11 +3,14 @@ package builder
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -19,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/mlenv/mlenv/internal/cas"
 )
@@ -27,7 +31,7 @@ import (
 // copied into the cache (whose blobs/sha256 folder is an OCI blob store)
 // and read from there, so that --offline works and every blob is verified
 // against its digest on the way in. Base layers are never rewritten.
-func loadBase(ctx context.Context, o Options, platform string) (v1.Image, error) {
+func loadBase(ctx context.Context, o Options, platform string, vs *verifiedSet) (v1.Image, error) {
 	b := o.Lock.Base
 	if b.IsScratch() {
 		img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
@@ -44,10 +48,22 @@ func loadBase(ctx context.Context, o Options, platform string) (v1.Image, error)
 		}
 		return verifiedDigest(img, h, b.Ref)
 	}
+	// Every cached blob of the base is re-hashed before use (in
+	// parallel); a corrupt one is removed, so the base is pulled again,
+	// or, offline, the error names it.
+	var corrupt error
 	if img, err := cachedImage(o.Cache, h); err == nil && imageComplete(o.Cache, img) {
-		return img, nil
+		if corrupt = verifyImageBlobs(ctx, o.Cache, img, h, vs); corrupt == nil {
+			return img, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 	}
 	if o.Offline {
+		if corrupt != nil {
+			return nil, fmt.Errorf("base %s@%s: %w; --offline forbids pulling it again", b.Ref, h, corrupt)
+		}
 		return nil, fmt.Errorf("base %s@%s: %w, and --offline forbids pulling it", b.Ref, h, cas.ErrMissing)
 	}
 	ref, err := name.ParseReference(b.Ref)
@@ -63,7 +79,54 @@ func loadBase(ctx context.Context, o Options, platform string) (v1.Image, error)
 	if err := storeImage(o.Cache, rimg, h); err != nil {
 		return nil, fmt.Errorf("caching base %s: %w", dref, err)
 	}
-	return cachedImage(o.Cache, h)
+	img, err := cachedImage(o.Cache, h)
+	if err != nil {
+		return nil, err
+	}
+	// Blobs just stored were hashed by Put; ones that were already there
+	// are hashed now.
+	if err := verifyImageBlobs(ctx, o.Cache, img, h, vs); err != nil {
+		return nil, fmt.Errorf("base %s: %w", dref, err)
+	}
+	return img, nil
+}
+
+// verifyImageBlobs re-hashes the manifest, config and layers of a cached
+// image, several layers at once, and records them in vs. It reports the
+// first corrupt blob (which Verify removed).
+func verifyImageBlobs(ctx context.Context, c *cas.Cache, img v1.Image, manifest v1.Hash, vs *verifiedSet) error {
+	digests := []v1.Hash{manifest}
+	cfg, err := img.ConfigName()
+	if err != nil {
+		return err
+	}
+	digests = append(digests, cfg)
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			return err
+		}
+		digests = append(digests, d)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for _, d := range digests {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			if err := c.Verify(d.Hex); err != nil {
+				return err
+			}
+			vs.add(d.String(), c.Path(d.Hex))
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // cachedImage reads an image whose manifest, config and layers are blobs
@@ -80,7 +143,30 @@ type cacheImageCore struct {
 	digest v1.Hash
 }
 
-func (ci *cacheImageCore) RawManifest() ([]byte, error) { return os.ReadFile(ci.c.Path(ci.digest.Hex)) }
+func (ci *cacheImageCore) RawManifest() ([]byte, error) { return readVerified(ci.c, ci.digest) }
+
+// maxSmallBlob bounds manifests and configs read whole into memory.
+const maxSmallBlob = 16 << 20
+
+// readVerified reads a small blob (manifest, config) and checks its digest.
+func readVerified(c *cas.Cache, h v1.Hash) ([]byte, error) {
+	f, err := os.Open(c.Path(h.Hex))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSmallBlob+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxSmallBlob {
+		return nil, fmt.Errorf("cached blob %s is larger than %d bytes: not a manifest or config", c.Path(h.Hex), maxSmallBlob)
+	}
+	if got := sha256.Sum256(b); hex.EncodeToString(got[:]) != h.Hex {
+		return nil, fmt.Errorf("cached blob %s does not match its digest %s: remove it and build again", c.Path(h.Hex), h)
+	}
+	return b, nil
+}
 
 func (ci *cacheImageCore) MediaType() (types.MediaType, error) {
 	m, err := partial.Manifest(ci)
@@ -98,7 +184,7 @@ func (ci *cacheImageCore) RawConfigFile() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return os.ReadFile(ci.c.Path(m.Config.Digest.Hex))
+	return readVerified(ci.c, m.Config.Digest)
 }
 
 func (ci *cacheImageCore) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
@@ -125,7 +211,18 @@ type cacheBlob struct {
 func (b *cacheBlob) Digest() (v1.Hash, error)            { return b.desc.Digest, nil }
 func (b *cacheBlob) Size() (int64, error)                { return b.desc.Size, nil }
 func (b *cacheBlob) MediaType() (types.MediaType, error) { return b.desc.MediaType, nil }
-func (b *cacheBlob) Compressed() (io.ReadCloser, error)  { return os.Open(b.c.Path(b.desc.Digest.Hex)) }
+
+// Compressed streams the blob, hashing it on the way: a reader that sees
+// EOF has seen bytes that match the digest, else an error (a copy into a
+// tar or a registry fails rather than ship changed bytes).
+func (b *cacheBlob) Compressed() (io.ReadCloser, error) {
+	f, err := os.Open(b.c.Path(b.desc.Digest.Hex))
+	if err != nil {
+		return nil, err
+	}
+	what := "cached blob " + b.c.Path(b.desc.Digest.Hex)
+	return readCloser{ReadCloser: io.NopCloser(&checkReader{r: f, h: sha256.New(), want: b.desc.Digest.Hex, what: what, encode: hex.EncodeToString}), f: f}, nil
+}
 
 func verifiedDigest(img v1.Image, want v1.Hash, what string) (v1.Image, error) {
 	got, err := img.Digest()

@@ -6,8 +6,10 @@ package builder
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -57,6 +59,21 @@ type Options struct {
 	Events *Events
 	// Limits bound what archives may unpack to (zero: the defaults).
 	Limits Limits
+	// HTTPClient downloads artifacts (default netx.DefaultClient: every
+	// phase of a request bounded). Tests inject short timeouts.
+	HTTPClient *http.Client
+	// AllowOutside lists folders outside BaseDir that local inputs (files
+	// sources, local artifact URIs) may come from. By default every local
+	// input must lie inside BaseDir, symlinks resolved.
+	AllowOutside []string
+	// Progress receives progress reports (nil: none). The CLI passes one
+	// that draws on a terminal; libraries never write to it themselves.
+	Progress progress.Sink
+	// ReverseListing hands the files walker's entries to the layer writer
+	// in reverse order: --check-reproducible sets it for one of its two
+	// builds, to prove that the order in which the file system lists a
+	// folder never reaches the image.
+	ReverseListing bool
 }
 
 // Result is a built image (one platform) or index (several).
@@ -69,6 +86,33 @@ type Result struct {
 	// blobDirs hold verified blobs (layer and artifact caches): outputs
 	// on the same file system link them instead of copying.
 	blobDirs []string
+	// Verified maps each blob of the image(s) that this run hashed and
+	// found matching its digest (built layers, layer cache hits, base
+	// image blobs, configs and manifests from the cache) to its read-only
+	// (0444) file in the cache. An output writer may hard-link exactly
+	// these; any other blob it must copy and hash. Blobs that are not
+	// files (configs and manifests go-containerregistry serialises) are
+	// absent.
+	Verified map[v1.Hash]string
+}
+
+// verifiedSet collects Result.Verified from parallel layer builds.
+type verifiedSet struct {
+	mu sync.Mutex
+	m  map[v1.Hash]string
+}
+
+func (v *verifiedSet) add(digest, path string) {
+	h, err := v1.NewHash(digest)
+	if err != nil {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil {
+		v.m = map[v1.Hash]string{}
+	}
+	v.m[h] = path
 }
 
 // Epoch returns the time every timestamp in the image is set to: the
@@ -86,14 +130,21 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if o.Jobs <= 0 {
 		o.Jobs = runtime.GOMAXPROCS(0)
 	}
-	fetcher := &cas.Fetcher{Cache: o.Cache, BaseDir: o.BaseDir, Offline: o.Offline, Backoff: o.RetryBackoff}
+	// Leftovers of killed runs (whose deferred cleanup never ran).
+	o.Cache.SweepStale()
+	if o.LayerCache.Dir != o.Cache.Dir {
+		o.LayerCache.SweepStale()
+	}
+	fetcher := &cas.Fetcher{Cache: o.Cache, BaseDir: o.BaseDir, Offline: o.Offline, Backoff: o.RetryBackoff, Client: o.HTTPClient}
 	arts, err := fetchAll(ctx, o, fetcher)
 	if err != nil {
 		return nil, err
 	}
+	vs := &verifiedSet{}
 	res := &Result{Images: map[string]v1.Image{}, blobDirs: []string{o.LayerCache.Dir, o.Cache.Dir}}
+	defer func() { res.Verified = vs.m }()
 	for _, p := range o.Lock.Platforms {
-		img, err := buildPlatform(ctx, o, p, arts)
+		img, err := buildPlatform(ctx, o, p, arts, vs)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
@@ -115,8 +166,8 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	return res, err
 }
 
-func buildPlatform(ctx context.Context, o Options, platform string, arts *artifacts) (v1.Image, error) {
-	base, err := loadBase(ctx, o, platform)
+func buildPlatform(ctx context.Context, o Options, platform string, arts *artifacts, vs *verifiedSet) (v1.Image, error) {
+	base, err := loadBase(ctx, o, platform, vs)
 	if err != nil {
 		return nil, err
 	}
@@ -125,12 +176,17 @@ func buildPlatform(ctx context.Context, o Options, platform string, arts *artifa
 		return nil, err
 	}
 	layers := make([]*cachedLayer, len(plans))
-	bar := progress.ForStderr(platform+": layers", int64(len(plans)), false)
-	g, _ := errgroup.WithContext(ctx)
+	bar := o.Progress.Start(platform+": layers", int64(len(plans)), false)
+	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Jobs)
 	for i, p := range plans {
 		g.Go(func() error {
-			l, err := produce(o, p)
+			// An interrupt stops the build between layers; a layer being
+			// written is abandoned by its temp file's deferred removal.
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			l, err := produce(o, p, vs)
 			if err != nil {
 				return err
 			}

@@ -4,10 +4,12 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -360,7 +362,7 @@ func TestChangedInputsAreRefused(t *testing.T) {
 	lp = standardProject(t)
 	os.Remove(filepath.Join(filepath.Dir(lp), helloDeb.Filename()))
 	_, err = Build(context.Background(), opts(t, lp, t.TempDir()))
-	if err == nil || !strings.Contains(err.Error(), "no such file") {
+	if err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("missing deb: %v", err)
 	}
 }
@@ -592,11 +594,11 @@ func TestZstdLayersAndCheckReproducible(t *testing.T) {
 	if mt, _ := layers[0].MediaType(); mt != types.OCILayerZStd {
 		t.Errorf("media type %s", mt)
 	}
-	rep, err := CheckReproducible(context.Background(), o)
+	rep, first, err := CheckReproducible(context.Background(), o, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.Same || rep.Digests[0] != r.Digest.String() {
+	if !rep.Same || rep.Digests[0] != r.Digest.String() || first.Digest != r.Digest {
 		t.Errorf("check-reproducible: %+v (build gave %s)", rep, r.Digest)
 	}
 }
@@ -630,6 +632,37 @@ func relock(t *testing.T, lockPath string) {
 	}
 	if err := os.WriteFile(lockPath, enc, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestCheckReproducibleNamesWhatDiffers(t *testing.T) {
+	// Reversed listing order, one job, a fresh layer cache: same digest.
+	lp := standardProject(t)
+	o := opts(t, lp, t.TempDir())
+	rep, _, err := CheckReproducible(context.Background(), o, nil)
+	if err != nil || !rep.Same {
+		t.Fatalf("in-process check: %+v %v", rep, err)
+	}
+	// A second build that differs (here: an app file changed and
+	// relocked) is reported by layer and file.
+	other := project(t, "files: [{src: app, dst: /app}]\n", map[string][]byte{
+		"app/main.py": []byte("print('other')\n"), "app/sub/run.sh": []byte("#!/bin/sh\n")})
+	o = opts(t, project(t, "files: [{src: app, dst: /app}]\n", map[string][]byte{
+		"app/main.py": []byte("print('app')\n"), "app/sub/run.sh": []byte("#!/bin/sh\n")}), t.TempDir())
+	second := func(ctx context.Context) (map[string]v1.Image, v1.Hash, error) {
+		r, err := Build(ctx, opts(t, other, t.TempDir()))
+		if err != nil {
+			return nil, v1.Hash{}, err
+		}
+		return r.Images, r.Digest, nil
+	}
+	rep, first, err := CheckReproducible(context.Background(), o, second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(rep.Differences, "\n")
+	if rep.Same || rep.Digests[0] != first.Digest.String() || !strings.Contains(joined, "app/main.py") || strings.Contains(joined, "app/sub/run.sh") {
+		t.Errorf("report: %+v", rep)
 	}
 }
 
@@ -760,29 +793,38 @@ func TestCorruptCacheIsNeverUsed(t *testing.T) {
 	}
 	l, _ := lockfile.LoadLock(lp)
 	c := &cas.Cache{Dir: cache}
-	// Corrupt the cached wheel (same size) and drop the built layers so
-	// that the wheel is needed again.
+	// Corrupt the cached wheel (same size, mtime restored: what bit rot
+	// looks like) and drop the built layers so that the wheel is needed
+	// again.
 	blob := c.Path(l.Wheels[0].SHA256)
-	b, _ := os.ReadFile(blob)
-	b[len(b)/2] ^= 0xff
-	os.WriteFile(blob, b, 0o644)
+	flipByte(t, blob, -1)
 	os.RemoveAll(filepath.Join(cache, "layers"))
-	_, err = Build(context.Background(), opts(t, lp, cache))
-	if err == nil || !strings.Contains(err.Error(), "corrupt") {
-		t.Fatalf("corrupt cached wheel: %v", err)
+	// Offline: an error naming the artifact, and the corrupt blob is gone.
+	oo := opts(t, lp, cache)
+	oo.Offline = true
+	_, err = Build(context.Background(), oo)
+	if err == nil || !strings.Contains(err.Error(), "corrupt") || !strings.Contains(err.Error(), srv.URL) {
+		t.Fatalf("corrupt cached wheel, offline: %v", err)
 	}
-	// It was removed: the next build downloads it again and succeeds.
+	if c.Has(l.Wheels[0].SHA256, -1) {
+		t.Error("the corrupt wheel was kept")
+	}
+	// Online: a corrupt blob is removed and downloaded again, and the
+	// build succeeds.
+	os.WriteFile(blob, corrupted(helloWheel.Bytes()), 0o444)
 	r2, err := Build(context.Background(), opts(t, lp, cache))
 	if err != nil || r2.Digest != r1.Digest || count.Load() != 2 {
 		t.Fatalf("after removal: %v, %s vs %s, %d downloads", err, r2.Digest, r1.Digest, count.Load())
 	}
-	// A cached layer modified after it was written is re-hashed, found
-	// wrong, and rebuilt.
+	if err := c.Verify(l.Wheels[0].SHA256); err != nil {
+		t.Error(err)
+	}
+	// A cached layer changed after it was written (mtime restored) is
+	// re-hashed, found wrong, and rebuilt; Result.Verified lists only
+	// blobs whose bytes match.
 	layers, _ := r2.Image.Layers()
 	d, _ := layers[0].Digest()
-	lb, _ := os.ReadFile(c.Path(d.Hex))
-	lb[len(lb)-10] ^= 0xff
-	os.WriteFile(c.Path(d.Hex), lb, 0o644)
+	flipByte(t, c.Path(d.Hex), -10)
 	r3, err := Build(context.Background(), opts(t, lp, cache))
 	if err != nil || r3.Digest != r1.Digest {
 		t.Fatalf("corrupt cached layer: %v, %s", err, r3.Digest)
@@ -790,6 +832,55 @@ func TestCorruptCacheIsNeverUsed(t *testing.T) {
 	if err := c.Verify(d.Hex); err != nil {
 		t.Errorf("the corrupt layer was not replaced: %v", err)
 	}
+	if r3.Verified[d] != c.Path(d.Hex) {
+		t.Errorf("rebuilt layer not in Verified: %v", r3.Verified)
+	}
+	for h, p := range r3.Verified {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode().Perm() != 0o444 {
+			t.Errorf("verified blob %s: %v %v", h, err, fi)
+		}
+		if got, _, err := cas.HashReader(mustOpen(t, p)); err != nil || got != h.Hex {
+			t.Errorf("verified blob %s hashes to %s", h, got)
+		}
+	}
+}
+
+// flipByte flips one byte (at off, from the end when negative) of a
+// read-only cache blob and restores its mode and mtime, as bit rot would.
+func flipByte(t *testing.T, p string, off int) {
+	t.Helper()
+	fi, err := os.Stat(p)
+	if err != nil {
+		return
+	}
+	b, _ := os.ReadFile(p)
+	if off < 0 {
+		off += len(b)
+	}
+	b[off] ^= 0xff
+	os.Chmod(p, 0o644)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(p, fi.Mode().Perm())
+	os.Chtimes(p, fi.ModTime(), fi.ModTime())
+}
+
+func corrupted(b []byte) []byte {
+	c := append([]byte(nil), b...)
+	c[len(c)/2] ^= 0xff
+	return c
+}
+
+func mustOpen(t *testing.T, p string) *os.File {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }
 
 func TestBaseFromOCILayout(t *testing.T) {
@@ -911,5 +1002,89 @@ func TestReadImageForPicksAPlatform(t *testing.T) {
 	}
 	if _, err := ReadImageFor(context.Background(), out, "linux/s390x"); err == nil || !strings.Contains(err.Error(), "no image for linux/s390x") {
 		t.Errorf("missing platform: %v", err)
+	}
+}
+
+func TestCorruptBaseBlobIsNeverShipped(t *testing.T) {
+	host := testutil.Registry(t, nil)
+	base := testutil.RandomImage(t, "linux", "amd64")
+	ref := testutil.Push(t, base, host+"/base:v1")
+	lp := project(t, "base: "+ref+"\nfiles: [{src: app, dst: /app}]\n", map[string][]byte{"app/x": []byte("x")})
+	cache := t.TempDir()
+	c := &cas.Cache{Dir: cache}
+	r1, err := Build(context.Background(), opts(t, lp, cache))
+	if err != nil {
+		t.Fatal(err)
+	}
+	baseLayers, _ := base.Layers()
+	bd, _ := baseLayers[0].Digest()
+	if r1.Verified[bd] == "" {
+		t.Errorf("base layer %s not in Verified", bd)
+	}
+	flipByte(t, c.Path(bd.Hex), -5)
+
+	// Offline: an error naming the blob; nothing corrupt is left.
+	o := opts(t, lp, cache)
+	o.Offline = true
+	if _, err := Build(context.Background(), o); err == nil || !strings.Contains(err.Error(), bd.Hex) || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("offline with a corrupt base blob: %v", err)
+	}
+	if c.Has(bd.Hex, -1) {
+		t.Error("corrupt base blob kept")
+	}
+	// Online: pulled again; the tar output carries matching bytes.
+	r2, err := Build(context.Background(), opts(t, lp, cache))
+	if err != nil || r2.Digest != r1.Digest {
+		t.Fatalf("online rebuild: %v", err)
+	}
+	// Bytes changed between build and write: the copy into a tar fails
+	// rather than ship them.
+	flipByte(t, c.Path(bd.Hex), -5)
+	out := filepath.Join(t.TempDir(), "img.tar")
+	if err := Write(context.Background(), r2, "tar:"+out); err == nil {
+		t.Fatal("a tar was written with a blob that does not match its digest")
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("partial tar left behind")
+	}
+}
+
+func TestHostPathsOutsideTheProjectAreRefused(t *testing.T) {
+	lp := standardProject(t)
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.MkdirAll(secret, 0o755)
+	os.WriteFile(filepath.Join(secret, "key"), []byte("0123456789"), 0o600)
+	rel, _ := filepath.Rel(filepath.Dir(lp), secret)
+	for name, edit := range map[string]func(l *lockfile.Lock){
+		"files src ..":     func(l *lockfile.Lock) { l.Files[0].Src = rel },
+		"deb uri absolute": func(l *lockfile.Lock) { l.Debs[0].URI = "/etc/shadow" },
+		"deb uri device":   func(l *lockfile.Lock) { l.Debs[0].URI = "/dev/zero" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := opts(t, lp, t.TempDir())
+			edit(o.Lock)
+			_, err := Build(context.Background(), o)
+			if err == nil || !strings.Contains(err.Error(), "outside the project") || strings.Contains(err.Error(), "bytes") {
+				t.Fatalf("got %v", err)
+			}
+			// Layers of the project's own artifacts may be cached; none
+			// may hold host content.
+			blobs, _ := filepath.Glob(filepath.Join(o.Cache.Dir, "blobs", "sha256", "*"))
+			for _, b := range blobs {
+				f := mustOpen(t, b)
+				if zr, err := gzip.NewReader(f); err == nil {
+					if all, _ := io.ReadAll(zr); bytes.Contains(all, []byte("0123456789")) {
+						t.Errorf("host content cached in %s", b)
+					}
+				}
+			}
+			// The opt-in admits the folder named, and only it.
+			if name == "files src .." {
+				o.AllowOutside = []string{secret}
+				if _, err := Build(context.Background(), o); err == nil || strings.Contains(err.Error(), "outside") {
+					t.Errorf("allowed folder: %v (want the lock's tree-hash check, not a refusal)", err)
+				}
+			}
+		})
 	}
 }

@@ -4,31 +4,36 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mlenv/mlenv/internal/cas"
-	"github.com/mlenv/mlenv/internal/progress"
+	"github.com/mlenv/mlenv/internal/localpath"
 	"github.com/mlenv/mlenv/lockfile"
 )
 
 // artifacts are the inputs of a build: downloaded ones in the cache, local
-// ones where the lock points (not copied: they are read in place). Each is
-// hashed before its first use in this build unless it was verified as it
-// was downloaded just now; a layer cache hit does not use it, so costs
-// nothing.
+// ones where the lock points (inside the project folder; not copied: they
+// are read in place). Each is hashed before its first use in this build
+// unless it was verified as it was downloaded just now; a layer cache hit
+// does not use it, so costs nothing. A corrupt cached one is removed and
+// downloaded again (offline: an error naming it).
 type artifacts struct {
+	ctx      context.Context
 	cache    *cas.Cache
+	fetcher  *cas.Fetcher
 	mu       sync.Mutex
 	paths    map[string]string
+	uris     map[string]string
 	sizes    map[string]int64
 	local    map[string]bool
 	verified map[string]bool
 }
 
-// path returns the verified cached file for a sha256.
+// path returns the verified file for a sha256.
 func (a *artifacts) path(sum string) (string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -36,18 +41,24 @@ func (a *artifacts) path(sum string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("artifact sha256:%s was not fetched", sum)
 	}
-	if !a.verified[sum] {
-		var err error
-		if a.local[sum] {
-			err = cas.VerifyFile(p, sum, a.sizes[sum])
-		} else {
-			err = a.cache.Verify(sum)
-		}
-		if err != nil {
+	if a.verified[sum] {
+		return p, nil
+	}
+	if a.local[sum] {
+		if err := cas.VerifyFile(p, sum, a.sizes[sum]); err != nil {
 			return "", err
 		}
-		a.verified[sum] = true
+	} else if err := a.cache.Verify(sum); err != nil {
+		// Verify removed the corrupt blob: fetch it anew, verified on
+		// the way in.
+		if a.fetcher.Offline {
+			return "", fmt.Errorf("%s: %w; --offline forbids downloading it again", a.uris[sum], err)
+		}
+		if p, err = a.fetcher.Ensure(a.ctx, a.uris[sum], sum, a.sizes[sum]); err != nil {
+			return "", err
+		}
 	}
+	a.verified[sum] = true
 	return p, nil
 }
 
@@ -77,19 +88,30 @@ func fetchAll(ctx context.Context, o Options, f *cas.Fetcher) (*artifacts, error
 			total += w.Size
 		}
 	}
-	bar := progress.ForStderr("fetching", total, true)
+	bar := o.Progress.Start("fetching", total, true)
 	f.Progress = bar.Add
 	var mu sync.Mutex
-	arts := &artifacts{cache: o.Cache, paths: map[string]string{}, sizes: map[string]int64{},
-		local: map[string]bool{}, verified: map[string]bool{}}
+	arts := &artifacts{ctx: ctx, cache: o.Cache, fetcher: f, paths: map[string]string{}, uris: map[string]string{},
+		sizes: map[string]int64{}, local: map[string]bool{}, verified: map[string]bool{}}
+	pol := localpath.Policy{Base: o.BaseDir, Allow: o.AllowOutside}
 	var remote []want
 	for _, w := range wants {
 		arts.sizes[w.SHA256] = w.Size
+		arts.uris[w.SHA256] = w.URI
 		if cas.IsRemote(w.URI) {
 			remote = append(remote, w)
 			continue
 		}
-		arts.paths[w.SHA256] = f.LocalPath(w.URI)
+		// Inside the project, a regular file: never /etc/shadow or
+		// /dev/zero, whatever the lock says.
+		p, err := pol.Resolve(w.URI)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", w.what, err)
+		}
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			return nil, fmt.Errorf("%s: %s is a folder, not a file", w.what, w.URI)
+		}
+		arts.paths[w.SHA256] = p
 		arts.local[w.SHA256] = true
 	}
 	var missing []string

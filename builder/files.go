@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"sync"
 
+	"github.com/mlenv/mlenv/internal/localpath"
 	"github.com/mlenv/mlenv/internal/treehash"
 	"github.com/mlenv/mlenv/lockfile"
 )
@@ -20,7 +19,7 @@ import (
 // the entries of one chunk. The tree hash is recomputed from exactly the
 // bytes written to the layer; finish() says whether they still match the
 // lock (checked after the layer is written, so each file is read once).
-func addFiles(t *tree, baseDir string, fs lockfile.FileSet, chunk int) (finish func() error, err error) {
+func addFiles(t *tree, pol localpath.Policy, reverse bool, fs lockfile.FileSet, chunk int) (finish func() error, err error) {
 	owner := "files " + fs.Src
 	var keep func(string) bool
 	want := fs.SHA256
@@ -28,16 +27,30 @@ func addFiles(t *tree, baseDir string, fs lockfile.FileSet, chunk int) (finish f
 		want = fs.Chunks[chunk].SHA256
 		keep = func(rel string) bool { return treehash.Bucket(rel, len(fs.Chunks)) == chunk }
 	}
-	entries, err := treehash.WalkFiltered(filepath.Join(baseDir, fs.Src), keep)
+	// The source must lie inside the project (symlinks resolved): a lock
+	// with src ../../../../etc/ssl must not put the host's files in the
+	// image. Symlinks below it are kept as symlinks, never followed.
+	root, err := pol.Resolve(fs.Src)
+	if err != nil {
+		return nil, fmt.Errorf("files: %w", err)
+	}
+	entries, err := treehash.WalkFiltered(root, keep)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", owner, err)
+	}
+	order := entries
+	if reverse {
+		order = make([]treehash.Entry, len(entries))
+		for i, e := range entries {
+			order[len(entries)-1-i] = e
+		}
 	}
 	dst := strings.TrimPrefix(path.Clean(fs.Dst), "/")
 	// Files are hashed as the tar writer reads them, in tree order; the
 	// tree hash is assembled afterwards in walk order.
 	var mu sync.Mutex
 	sums := map[string]string{}
-	for _, e := range entries {
+	for _, e := range order {
 		p := dst
 		if e.Path != "" {
 			p = path.Join(dst, e.Path)
@@ -54,7 +67,9 @@ func addFiles(t *tree, baseDir string, fs lockfile.FileSet, chunk int) (finish f
 		case 'f':
 			abs, rel := e.Abs, e.Path
 			ne.kind, ne.size = kindFile, e.Size
-			ne.open = func() (io.ReadCloser, error) { return os.Open(abs) }
+			// Opened refusing FIFOs and devices, in case the file was
+			// swapped after the walk.
+			ne.open = func() (io.ReadCloser, error) { return localpath.OpenRegular(abs) }
 			ne.check = func(r io.Reader) io.Reader {
 				return &teeHash{r: r, h: sha256.New(), done: func(sum string) {
 					mu.Lock()

@@ -10,7 +10,6 @@ import (
 	"hash"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1"
@@ -50,11 +49,7 @@ type layerInfo struct {
 // the cache, hashing the uncompressed stream (diffID) and the compressed one
 // (digest) on the way: every input byte is read once.
 func writeLayer(c *cas.Cache, t *tree, epoch int64, comp lockfile.Compression) (layerInfo, error) {
-	dir := filepath.Join(c.Dir, "blobs", "sha256")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return layerInfo{}, err
-	}
-	tmp, err := os.CreateTemp(dir, ".layer-*")
+	tmp, err := c.CreateBlobTemp()
 	if err != nil {
 		return layerInfo{}, err
 	}
@@ -110,7 +105,7 @@ func writeLayer(c *cas.Cache, t *tree, epoch int64, comp lockfile.Compression) (
 		return info, err
 	}
 	dhex := hex.EncodeToString(digest.Sum(nil))
-	if err := os.Rename(tmp.Name(), c.Path(dhex)); err != nil {
+	if err := c.Commit(tmp.Name(), dhex); err != nil {
 		return info, err
 	}
 	ok = true

@@ -11,6 +11,8 @@ import (
 
 	"github.com/mlenv/mlenv/internal/atomicfile"
 	"github.com/mlenv/mlenv/internal/canon"
+	"github.com/mlenv/mlenv/internal/cas"
+	"github.com/mlenv/mlenv/internal/localpath"
 	"github.com/mlenv/mlenv/lockfile"
 )
 
@@ -145,7 +147,7 @@ func planLayers(o Options, platform string, arts *artifacts) ([]layerPlan, error
 			}
 			plans = append(plans, layerPlan{key: key, createdBy: fmt.Sprintf("mlenv: files %s (part %d of %d)", f.Dst, j+1, len(f.Chunks)),
 				fill: func(t *tree) (func() error, func(), error) {
-					fin, err := addFiles(t, o.BaseDir, f, j)
+					fin, err := addFiles(t, localpath.Policy{Base: o.BaseDir, Allow: o.AllowOutside}, o.ReverseListing, f, j)
 					return fin, nil, err
 				}})
 		}
@@ -163,7 +165,7 @@ func planLayers(o Options, platform string, arts *artifacts) ([]layerPlan, error
 			fill: func(t *tree) (func() error, func(), error) {
 				var checks []func() error
 				for _, f := range whole {
-					fin, err := addFiles(t, o.BaseDir, f, -1)
+					fin, err := addFiles(t, localpath.Policy{Base: o.BaseDir, Allow: o.AllowOutside}, o.ReverseListing, f, -1)
 					if err != nil {
 						return nil, nil, err
 					}
@@ -182,33 +184,32 @@ func planLayers(o Options, platform string, arts *artifacts) ([]layerPlan, error
 	return plans, nil
 }
 
-// layerRecord is the layer cache's entry: the layer's digests and the
-// blob's mtime right after it was written and hashed.
+// layerRecord is the layer cache's entry: the layer's digests.
 type layerRecord struct {
 	layerInfo
-	MtimeNs int64 `json:"mtimeNs"`
 	// Index is what the cross-layer check needs (see crosslayer.go);
 	// a record without it is rebuilt.
 	Index *linkIndex `json:"index,omitempty"`
 }
 
 // produce returns the layer for a plan: from the layer cache when its key
-// is known and its blob present, else built now.
-func produce(o Options, p layerPlan) (*cachedLayer, error) {
+// is known and its blob present and intact, else built now. Either way the
+// blob was hashed in this run, and vs records it.
+func produce(o Options, p layerPlan, vs *verifiedSet) (*cachedLayer, error) {
 	c := o.LayerCache
 	meta := filepath.Join(c.Dir, "layers", strings.TrimPrefix(p.key, "sha256:")+".json")
 	if b, err := os.ReadFile(meta); err == nil {
 		var rec layerRecord
 		if json.Unmarshal(b, &rec) == nil {
-			hex := strings.TrimPrefix(rec.Digest, "sha256:")
-			// A cached layer is reused only if it is provably the bytes
-			// that were hashed: unchanged since (same size and mtime as
-			// recorded right after writing), or re-hashed now. A corrupt
-			// one is dropped and rebuilt, never shipped.
-			if fi, err := os.Stat(c.Path(hex)); err == nil && fi.Size() == rec.Size && rec.Index != nil {
-				if fi.ModTime().UnixNano() == rec.MtimeNs || c.Verify(hex) == nil {
+			if hex, err := cas.ParseSHA256(rec.Digest); err == nil {
+				// A cached layer is reused only after re-hashing it now:
+				// an mtime says nothing about bit rot. A corrupt one is
+				// removed (by Verify) and rebuilt, never shipped.
+				if fi, err := os.Stat(c.Path(hex)); err == nil && fi.Size() == rec.Size && rec.Index != nil && c.Verify(hex) == nil {
+					path := c.Path(hex)
+					vs.add(rec.Digest, path)
 					o.Events.reused()
-					return &cachedLayer{info: rec.layerInfo, path: c.Path(hex), index: rec.Index}, nil
+					return &cachedLayer{info: rec.layerInfo, path: path, index: rec.Index}, nil
 				}
 			}
 		}
@@ -232,19 +233,21 @@ func produce(o Options, p layerPlan) (*cachedLayer, error) {
 	if err != nil {
 		return nil, err
 	}
+	path := c.Path(strings.TrimPrefix(info.Digest, "sha256:"))
 	if finish != nil {
 		if err := finish(); err != nil {
+			// The blob holds inputs that do not match the lock: it must
+			// not stay in the cache.
+			os.Remove(path)
 			return nil, err
 		}
 	}
 	rec := layerRecord{layerInfo: info, Index: indexOf(t)}
-	if fi, err := os.Stat(c.Path(strings.TrimPrefix(info.Digest, "sha256:"))); err == nil {
-		rec.MtimeNs = fi.ModTime().UnixNano()
-	}
 	b, _ := json.Marshal(rec)
 	if err := atomicfile.Write(meta, b, 0o644); err != nil {
 		return nil, err
 	}
+	vs.add(info.Digest, path)
 	o.Events.built()
-	return &cachedLayer{info: info, path: c.Path(strings.TrimPrefix(info.Digest, "sha256:")), index: rec.Index}, nil
+	return &cachedLayer{info: info, path: path, index: rec.Index}, nil
 }

@@ -22,38 +22,65 @@ type ReproReport struct {
 	Differences []string  `json:"differences,omitempty"`
 }
 
-// CheckReproducible builds the lock twice, each time with a fresh layer
-// cache in its own temporary folder (artifacts still come from o.Cache),
-// and, if the digests differ, says which layers and files differ.
-func CheckReproducible(ctx context.Context, o Options) (*ReproReport, error) {
-	var results [2]*Result
-	for i := range results {
-		dir, err := os.MkdirTemp("", "mlenv-repro-*")
-		if err != nil {
-			return nil, err
+// SecondBuild makes the second build of a reproducibility check, ideally
+// in a child process whose time zone, umask, locale, working folder,
+// GOMAXPROCS and layer cache differ (the CLI re-executes itself), and
+// returns its images per platform and its digest.
+type SecondBuild func(ctx context.Context) (images map[string]v1.Image, digest v1.Hash, err error)
+
+// CheckReproducible builds the lock as o says (this result is returned, for
+// the caller to write) and compares it with a second, independent build. A
+// nil second builds again in-process, varying what can be varied without
+// touching process-wide state: a fresh layer cache in a temporary folder,
+// one layer at a time, and the files walker's listing order reversed. If
+// the digests differ, the report names the layers and files that differ.
+func CheckReproducible(ctx context.Context, o Options, second SecondBuild) (*ReproReport, *Result, error) {
+	first, err := Build(ctx, o)
+	if err != nil {
+		return nil, nil, fmt.Errorf("build 1: %w", err)
+	}
+	var images map[string]v1.Image
+	var digest v1.Hash
+	if second != nil {
+		images, digest, err = second(ctx)
+	} else {
+		var dir string
+		if dir, err = os.MkdirTemp("", "mlenv-repro-*"); err != nil {
+			return nil, nil, err
 		}
 		defer os.RemoveAll(dir)
-		oi := o
-		oi.LayerCache = &cas.Cache{Dir: dir}
-		if results[i], err = Build(ctx, oi); err != nil {
-			return nil, fmt.Errorf("build %d: %w", i+1, err)
+		o2 := o
+		o2.LayerCache = &cas.Cache{Dir: dir}
+		o2.Jobs = 1
+		o2.ReverseListing = !o.ReverseListing
+		o2.Progress = nil
+		var r *Result
+		if r, err = Build(ctx, o2); err == nil {
+			images, digest = r.Images, r.Digest
 		}
 	}
-	rep := &ReproReport{Digests: [2]string{results[0].Digest.String(), results[1].Digest.String()}}
-	rep.Same = results[0].Digest == results[1].Digest
+	if err != nil {
+		return nil, nil, fmt.Errorf("build 2: %w", err)
+	}
+	rep := &ReproReport{Digests: [2]string{first.Digest.String(), digest.String()}}
+	rep.Same = first.Digest == digest
 	if rep.Same {
-		return rep, nil
+		return rep, first, nil
 	}
 	for _, p := range o.Lock.Platforms {
-		diffs, err := compareImages(results[0].Images[p], results[1].Images[p])
+		if images[p] == nil {
+			rep.Differences = append(rep.Differences, p+": missing from build 2")
+			continue
+		}
+		diffs, err := compareImages(first.Images[p], images[p])
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, d := range diffs {
 			rep.Differences = append(rep.Differences, p+": "+d)
 		}
 	}
-	return rep, nil
+	return rep, first, nil
 }
 
 func compareImages(a, b v1.Image) ([]string, error) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mlenv/mlenv/internal/cas"
 	"github.com/mlenv/mlenv/internal/debpkg"
+	"github.com/mlenv/mlenv/internal/netx"
 	"github.com/mlenv/mlenv/internal/treehash"
 )
 
@@ -24,7 +25,8 @@ type Resolver struct {
 	// Fetcher downloads URL artifacts whose size or contents the lock
 	// needs (debs' control files). Required when the intent has URLs.
 	Fetcher *cas.Fetcher
-	// HTTP is used for package index queries (default http.DefaultClient).
+	// HTTP is used for package index queries (default netx.DefaultClient:
+	// every phase bounded, so a hung index fails naming its URL).
 	HTTP *http.Client
 	// RemoteOptions are passed to go-containerregistry for base images.
 	RemoteOptions []remote.Option
@@ -231,7 +233,7 @@ func (r *Resolver) resolvePython(ctx context.Context, in *Intent, l *Lock) error
 		}
 		client := r.HTTP
 		if client == nil {
-			client = http.DefaultClient
+			client = netx.DefaultClient
 		}
 		ix := &wheelIndex{baseDir: in.Dir, findLinks: py.FindLinks, indexURL: py.IndexURL, client: client}
 		for _, req := range reqs {

@@ -4,10 +4,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime/pprof"
+	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -28,22 +31,41 @@ func main() {
 	if p := os.Getenv("MLENV_CPUPROFILE"); p != "" {
 		if f, err := os.Create(p); err == nil {
 			pprof.StartCPUProfile(f)
-			defer pprof.StopCPUProfile()
 		}
 	}
+	code := runMain()
+	pprof.StopCPUProfile()
+	os.Exit(code)
+}
+
+// runMain runs the CLI and returns the exit code. SIGINT and SIGTERM cancel
+// the command's context instead of killing the process: the command
+// returns, its deferred cleanups remove every temporary file, and only
+// then does main exit. A second signal kills at once, as usual.
+func runMain() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // restore the default: the next signal ends the process
+	}()
 	root := newRoot()
-	if err := root.Execute(); err != nil {
-		pprof.StopCPUProfile()
+	if err := root.ExecuteContext(ctx); err != nil {
 		code := 2
 		var ee *exitError
 		if errors.As(err, &ee) {
 			code = ee.code
 		}
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			fmt.Fprintln(os.Stderr, "mlenv: interrupted; temporary files removed")
+			return code
+		}
 		if err.Error() != "" {
 			fmt.Fprintln(os.Stderr, "mlenv:", err)
 		}
-		os.Exit(code)
+		return code
 	}
+	return 0
 }
 
 func newRoot() *cobra.Command {

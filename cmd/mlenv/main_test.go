@@ -88,17 +88,7 @@ func runChild() int {
 		}
 		time.Local = time.FixedZone("test", secs)
 	}
-	root := newRoot()
-	root.SetArgs(os.Args[1:])
-	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		var ee *exitError
-		if errors.As(err, &ee) {
-			return ee.code
-		}
-		return 2
-	}
-	return 0
+	return runMain()
 }
 
 func lastLine(s string) string {

@@ -84,16 +84,14 @@ func (c *Cache) Verify(hexsum string) error {
 }
 
 // Put copies r into the cache, hashing as it writes, and commits the blob
-// only if its sha256 (and size, when size >= 0) match. On any mismatch or
-// error nothing is left behind.
+// (read-only) only if its sha256 (and size, when size >= 0) match. It reads
+// at most size+1 bytes: a body that does not end fails as soon as it is
+// longer than the lock says, instead of filling the disk. On any mismatch
+// or error nothing is left behind.
 func (c *Cache) Put(r io.Reader, want string, size int64) error {
-	dir := filepath.Join(c.Dir, "blobs", "sha256")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("creating cache folder: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	tmp, err := c.createBlobTemp()
 	if err != nil {
-		return fmt.Errorf("creating cache file: %w", err)
+		return err
 	}
 	committed := false
 	defer func() {
@@ -102,13 +100,22 @@ func (c *Cache) Put(r io.Reader, want string, size int64) error {
 			os.Remove(tmp.Name())
 		}
 	}()
+	if size >= 0 {
+		r = io.LimitReader(r, size+1)
+	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), r)
+	bp := bufPool.Get().(*[]byte)
+	n, err := io.CopyBuffer(io.MultiWriter(tmp, h), r, *bp)
+	bufPool.Put(bp)
 	if err != nil {
 		return err
 	}
 	if size >= 0 && n != size {
-		return &MismatchError{What: "size", Want: fmt.Sprint(size), Got: fmt.Sprint(n)}
+		got := fmt.Sprint(n)
+		if n > size {
+			got = "more"
+		}
+		return &MismatchError{What: "size", Want: fmt.Sprint(size), Got: got}
 	}
 	got := hex.EncodeToString(h.Sum(nil))
 	if got != want {
@@ -120,8 +127,8 @@ func (c *Cache) Put(r io.Reader, want string, size int64) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), c.Path(got)); err != nil {
-		return fmt.Errorf("committing cache blob: %w", err)
+	if err := c.Commit(tmp.Name(), got); err != nil {
+		return err
 	}
 	committed = true
 	return nil
@@ -133,6 +140,9 @@ type MismatchError struct {
 }
 
 func (e *MismatchError) Error() string {
+	if e.What == "size" && e.Got == "more" {
+		return fmt.Sprintf("size mismatch: the lock says %s bytes, the content is longer (stopped reading there)", e.Want)
+	}
 	if e.What == "size" {
 		return fmt.Sprintf("size mismatch: the lock says %s bytes, got %s (truncated or changed download?)", e.Want, e.Got)
 	}

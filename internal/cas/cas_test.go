@@ -36,6 +36,7 @@ func TestPutCommitsOnlyVerifiedBlobs(t *testing.T) {
 		t.Error("committed blob not found or not verified")
 	}
 	// A corrupted blob is detected and removed.
+	os.Chmod(c.Path(sum), 0o644)
 	os.WriteFile(c.Path(sum), []byte("HELLO"), 0o644)
 	if err := c.Verify(sum); err == nil || !strings.Contains(err.Error(), "corrupt") {
 		t.Errorf("corrupt blob: %v", err)

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/mlenv/mlenv/internal/netx"
 )
 
 // Fetcher brings locked artifacts into the cache: from local paths (relative
@@ -27,6 +29,9 @@ type Fetcher struct {
 	// Progress, when set, is told about bytes written.
 	Progress func(n int64)
 }
+
+// defaultClient bounds connect, TLS, response headers and body stalls.
+var defaultClient = netx.DefaultClient
 
 // IsRemote reports whether uri is fetched over the network.
 func IsRemote(uri string) bool {
@@ -102,9 +107,16 @@ func retryable(err error) bool {
 	var me *MismatchError
 	if errors.As(err, &me) {
 		// A short body is usually a dropped connection: worth another try.
-		return me.What == "size"
+		// A longer one is a wrong URL or a hostile server.
+		return me.What == "size" && me.Got != "more"
 	}
-	return !errors.Is(err, context.Canceled)
+	// A server that hung once (no headers, a stalled body) is not retried:
+	// each try would cost the full timeout.
+	var te interface{ Timeout() bool }
+	if errors.As(err, &te) && te.Timeout() {
+		return false
+	}
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 func (f *Fetcher) download(ctx context.Context, uri, hexsum string, size int64) error {
@@ -114,7 +126,7 @@ func (f *Fetcher) download(ctx context.Context, uri, hexsum string, size int64) 
 	}
 	client := f.Client
 	if client == nil {
-		client = http.DefaultClient
+		client = defaultClient
 	}
 	resp, err := client.Do(req)
 	if err != nil {

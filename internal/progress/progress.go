@@ -1,5 +1,6 @@
-// Package progress shows progress of long work on stderr when, and only when,
-// stderr is a terminal: CI logs stay quiet and plain.
+// Package progress draws progress of long work on one status line. Libraries
+// never decide where it goes: they take a Sink from the command, which draws
+// on stderr when, and only when, stderr is a terminal (CI logs stay plain).
 package progress
 
 import (
@@ -25,11 +26,30 @@ type Reporter struct {
 	enabled bool
 }
 
-// ForStderr returns a Reporter that draws on stderr if it is a terminal and
-// is silent otherwise.
-func ForStderr(label string, total int64, bytes bool) *Reporter {
-	fd := int(os.Stderr.Fd())
-	return &Reporter{w: os.Stderr, label: label, total: total, bytes: bytes, enabled: term.IsTerminal(fd)}
+// Sink starts a Reporter for a piece of work; a nil Sink gives silent ones.
+type Sink func(label string, total int64, bytes bool) *Reporter
+
+// Start returns a Reporter for label; nil (silent) when s is nil.
+func (s Sink) Start(label string, total int64, bytes bool) *Reporter {
+	if s == nil {
+		return nil
+	}
+	return s(label, total, bytes)
+}
+
+// To draws on w.
+func To(w io.Writer) Sink {
+	return func(label string, total int64, bytes bool) *Reporter {
+		return &Reporter{w: w, label: label, total: total, bytes: bytes, enabled: true}
+	}
+}
+
+// ForTerminal draws on f if it is a terminal, and is nil (silent) otherwise.
+func ForTerminal(f *os.File) Sink {
+	if !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return To(f)
 }
 
 // Add records n more units done.

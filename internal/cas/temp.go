@@ -1,0 +1,103 @@
+package cas
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Temporary files in the cache are named .tmp-<pid>-<random>: the pid says
+// which process owns one, so that a later run can tell a file being written
+// by a live build from the leftover of a killed one (SIGKILL, power loss:
+// cases where no deferred cleanup runs).
+const tempPrefix = ".tmp-"
+
+// staleAge is the age after which a temporary file is swept even if a
+// process with its pid is alive (pids are reused).
+const staleAge = 24 * time.Hour
+
+// CreateTemp creates a temporary file in dir named for this process.
+func CreateTemp(dir string) (*os.File, error) {
+	return os.CreateTemp(dir, fmt.Sprintf("%s%d-*", tempPrefix, os.Getpid()))
+}
+
+// createBlobTemp creates a temporary file in the cache's blob folder, where
+// a committed blob is renamed to.
+func (c *Cache) createBlobTemp() (*os.File, error) {
+	dir := filepath.Join(c.Dir, "blobs", "sha256")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating cache folder: %w", err)
+	}
+	f, err := CreateTemp(dir)
+	if err != nil {
+		return nil, fmt.Errorf("creating cache file: %w", err)
+	}
+	return f, nil
+}
+
+// CreateBlobTemp is createBlobTemp for writers outside this package (the
+// layer writer); commit with Commit.
+func (c *Cache) CreateBlobTemp() (*os.File, error) { return c.createBlobTemp() }
+
+// Commit makes a closed temporary file the blob hexsum, read-only: a blob
+// is never edited in place, and 0444 keeps an output that hard-links it
+// from being changed through the link.
+func (c *Cache) Commit(tmpName, hexsum string) error {
+	if err := os.Chmod(tmpName, 0o444); err != nil {
+		return fmt.Errorf("committing cache blob: %w", err)
+	}
+	if err := os.Rename(tmpName, c.Path(hexsum)); err != nil {
+		return fmt.Errorf("committing cache blob: %w", err)
+	}
+	return nil
+}
+
+// SweepStale removes temporary files that a killed mlenv left in the cache:
+// those whose owner process is gone, and any older than a day. It returns
+// how many it removed; files it cannot judge are left alone.
+func (c *Cache) SweepStale() int {
+	n := 0
+	for _, dir := range []string{filepath.Join(c.Dir, "blobs", "sha256"), filepath.Join(c.Dir, "layers")} {
+		n += SweepDir(dir)
+	}
+	return n
+}
+
+// SweepDir is SweepStale for one folder (also used next to outputs).
+func SweepDir(dir string) int {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		name := e.Name()
+		i := strings.Index(name, tempPrefix)
+		if i < 0 {
+			continue
+		}
+		rest := name[i+len(tempPrefix):]
+		pidStr, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if !ok || err != nil || pid <= 0 {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		if pid == os.Getpid() && time.Since(info.ModTime()) < staleAge {
+			continue
+		}
+		if processAlive(pid) && time.Since(info.ModTime()) < staleAge {
+			continue
+		}
+		if os.RemoveAll(filepath.Join(dir, name)) == nil {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,152 @@
+// Package localpath keeps local build inputs (files sources, artifacts given
+// by path) inside the project folder: a lock or intent must not be able to
+// pull host files such as /etc/ssl or /etc/shadow into an image, nor hang
+// a build on /dev/zero or a FIFO. Anything else needs an explicit opt-in
+// (the --allow-outside flag of build and lock).
+package localpath
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// ErrOutside is returned (wrapped) for a path outside the project and every
+// allowed folder. Its message says nothing about the outside file: not its
+// size, not even whether it exists.
+var ErrOutside = errors.New("is outside the project folder")
+
+// Policy says where local inputs may come from.
+type Policy struct {
+	// Base is the project folder (the lock's or intent's folder).
+	Base string
+	// Allow lists more folders (or files) the user opted into.
+	Allow []string
+}
+
+// Resolve returns the absolute, symlink-free path of p (relative to Base
+// unless absolute, "file://" accepted) after checking that it lies inside
+// Base or an allowed folder, symlinks resolved, and is a regular file or a
+// folder.
+func (pol Policy) Resolve(p string) (string, error) {
+	raw := p
+	p = strings.TrimPrefix(p, "file://")
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(pol.Base, filepath.FromSlash(p))
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", raw, err)
+	}
+	roots, err := pol.roots()
+	if err != nil {
+		return "", err
+	}
+	// Lexically outside: refuse before touching the file system, so that
+	// the answer is the same whether or not the file exists.
+	if !insideAny(abs, roots.lexical) {
+		return "", pol.outside(raw)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("%s: not found in the project folder %s", raw, pol.Base)
+		}
+		return "", fmt.Errorf("%s: %w", raw, err)
+	}
+	if !insideAny(real, roots.real) {
+		return "", pol.outside(raw)
+	}
+	fi, err := os.Lstat(real)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", raw, err)
+	}
+	if !fi.Mode().IsRegular() && !fi.IsDir() {
+		return "", fmt.Errorf("%s is a %s, not a regular file or folder: only files and folders can be build inputs", raw, kind(fi.Mode()))
+	}
+	return real, nil
+}
+
+// Open resolves p and opens it as a regular file, checking again on the
+// open file (a path swapped for a FIFO or device after the check is still
+// refused).
+func (pol Policy) Open(p string) (*os.File, error) {
+	real, err := pol.Resolve(p)
+	if err != nil {
+		return nil, err
+	}
+	return OpenRegular(real)
+}
+
+// OpenRegular opens a file already known to be inside the project (a walk
+// of a checked folder) as a regular file: not following a symlink put in
+// its place, not waiting on a FIFO, not reading a device.
+func OpenRegular(p string) (*os.File, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|nonblock|nofollow, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s is a %s, not a regular file", p, kind(fi.Mode()))
+	}
+	return f, nil
+}
+
+func (pol Policy) outside(raw string) error {
+	return fmt.Errorf("%s %w %s: build inputs must lie inside it (symlinks resolved); to allow another folder, pass --allow-outside FOLDER", raw, ErrOutside, pol.Base)
+}
+
+type rootSet struct{ lexical, real []string }
+
+func (pol Policy) roots() (rootSet, error) {
+	var rs rootSet
+	for _, r := range append([]string{pol.Base}, pol.Allow...) {
+		abs, err := filepath.Abs(r)
+		if err != nil {
+			return rs, fmt.Errorf("folder %s: %w", r, err)
+		}
+		rs.lexical = append(rs.lexical, abs)
+		// An allowed folder that is itself a symlink counts by its target.
+		if real, err := filepath.EvalSymlinks(abs); err == nil {
+			rs.real = append(rs.real, real)
+			rs.lexical = append(rs.lexical, real)
+		} else {
+			rs.real = append(rs.real, abs)
+		}
+	}
+	return rs, nil
+}
+
+func insideAny(p string, roots []string) bool {
+	for _, r := range roots {
+		if rel, err := filepath.Rel(r, p); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel) {
+			return true
+		}
+	}
+	return false
+}
+
+func kind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	case m&fs.ModeSymlink != 0:
+		return "symlink"
+	}
+	return "special file"
+}
