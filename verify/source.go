@@ -31,6 +31,8 @@ type Target struct {
 	Ref *name.Digest
 	// Labels of the image config.
 	Labels map[string]string
+	// Arch is the image config's architecture (amd64, arm64).
+	Arch string
 	// Created is the image config's creation time (RFC 3339), if any.
 	Created string
 }
@@ -119,6 +121,7 @@ func Resolve(ctx context.Context, image string, opts []remote.Option) (*Target, 
 		return nil, fmt.Errorf("config of %s: %w", image, err)
 	}
 	t.Labels = cf.Config.Labels
+	t.Arch = cf.Architecture
 	if !cf.Created.IsZero() {
 		t.Created = cf.Created.UTC().Format("2006-01-02T15:04:05Z")
 	}
