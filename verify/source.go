@@ -127,3 +127,20 @@ func Resolve(ctx context.Context, image string, opts []remote.Option) (*Target, 
 	}
 	return t, nil
 }
+
+// ResolveDigestRef pins a registry reference to the digest it names now
+// ("host/repo@sha256:..."); a digest reference is returned as it is.
+func ResolveDigestRef(ref string, opts []remote.Option) (string, error) {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return "", fmt.Errorf("image %q: %w", ref, err)
+	}
+	if d, ok := r.(name.Digest); ok {
+		return d.String(), nil
+	}
+	desc, err := remote.Head(r, opts...)
+	if err != nil {
+		return "", fmt.Errorf("resolving %s: %w", ref, err)
+	}
+	return r.Context().Digest(desc.Digest.String()).String(), nil
+}

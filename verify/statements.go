@@ -284,4 +284,3 @@ func imageSignature(ctx context.Context, t *Target, keys []Key, opts []remote.Op
 	}
 	return true, nil, lastErr
 }
-
