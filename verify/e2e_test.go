@@ -241,6 +241,21 @@ func TestEndToEndAllowedAndRuntime(t *testing.T) {
 	p.LockDigest = f.lockDigest
 	wantDecision(t, run(t, f.verifier(t, p), verify.Request{Image: f.ref}), verify.Allow)
 
+	// CEL rules over image, provenance, sbom, training and runtime.
+	p = verify.DefaultPolicy()
+	p.Rules = []verify.Rule{
+		{Name: "builder", Expr: `provenance.runDetails.builder.id == "https://mlenv.dev/builder/cli"`},
+		{Name: "h200", Expr: `runtime == null || runtime.gpu.devices.all(d, d.name == training.fingerprint.gpu.devices[0].name)`},
+		{Name: "has-trainer", Expr: `sbom.packages.exists(p, p.name == "numpy")`, Message: "numpy must be in the image"},
+	}
+	res = run(t, f.verifier(t, p), verify.Request{Image: f.ref, Host: h200(t)})
+	wantDecision(t, res, verify.Deny)
+	wantCheck(t, res, "rule.builder", verify.Pass, "true")
+	wantCheck(t, res, "rule.h200", verify.Pass, "true")
+	wantCheck(t, res, "rule.has-trainer", verify.Fail, "numpy must be in the image")
+	p.Rules[2].Action = "warn"
+	wantDecision(t, run(t, f.verifier(t, p), verify.Request{Image: f.ref}), verify.Allow)
+
 	// Denied: the runtime driver is too old for the image's CUDA 12.8.
 	old := h200(t)
 	old.GPU.DriverVersion, old.GPU.CUDADriverVersion = "470.256.02", "11.4"

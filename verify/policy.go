@@ -258,3 +258,5 @@ func (p *Policy) pinnedKeys() (map[string][]Key, error) {
 	}
 	return out, nil
 }
+
+func (d Duration) String() string { return time.Duration(d).String() }
