@@ -58,3 +58,13 @@ func TestPolicyErrorsSayWhat(t *testing.T) {
 		t.Errorf("defaults not kept: %+v", p)
 	}
 }
+
+func TestExamplePolicyLoads(t *testing.T) {
+	p, err := LoadPolicy("../examples/kubernetes/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Require) != 3 || p.Runtime.WillReproduce != Warn || len(p.Rules) != 1 {
+		t.Errorf("example policy read as %+v", p)
+	}
+}
