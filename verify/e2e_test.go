@@ -12,7 +12,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -427,4 +429,27 @@ func TestCouldNotCheckIsAnError(t *testing.T) {
 	if _, err := v.Verify(context.Background(), verify.Request{Image: f.ref, BundlePath: filepath.Join(t.TempDir(), "none.json")}); err == nil {
 		t.Error("a missing bundle verified")
 	}
+}
+
+// TestWholeProcessTiming times `mlenv verify` as a process against the
+// fixture registry, for comparison with the webhook's in-process paths.
+// Run by hand: MLENV_BIN=$(pwd)/bin/mlenv go test ./verify -run WholeProcess -v
+func TestWholeProcessTiming(t *testing.T) {
+	bin := os.Getenv("MLENV_BIN")
+	if bin == "" {
+		t.Skip("MLENV_BIN is not set: this measurement runs by hand against a built binary")
+	}
+	f := setup(t)
+	f.attest(t, "")
+	var ds []time.Duration
+	for range 7 {
+		s := time.Now()
+		out, err := exec.Command(bin, "verify", f.digest.String(), "--key", f.pub).CombinedOutput()
+		ds = append(ds, time.Since(s))
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	t.Logf("mlenv verify, whole process: median %s (min %s, max %s)", ds[3], ds[0], ds[6])
 }
