@@ -24,6 +24,7 @@ func newBuildCmd() *cobra.Command {
 	var offline, checkRepro bool
 	var limits builder.Limits
 	var allowOutside []string
+	var verifyCache string
 	var layerCacheDir string
 	var reproSecond bool
 	cmd := &cobra.Command{
@@ -42,6 +43,9 @@ stderr.`,
   mlenv build --check-reproducible               # build twice, compare`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if verifyCache != "seal" && verifyCache != "full" {
+				return exitCode(2, fmt.Errorf("--verify-cache %q: use seal or full", verifyCache))
+			}
 			if output == "" && !checkRepro {
 				return fmt.Errorf("--output is required: oci:DIR, tar:FILE or a registry reference")
 			}
@@ -67,13 +71,13 @@ stderr.`,
 			}
 			o := builder.Options{
 				Lock: l, LockDigest: digest, BaseDir: filepath.Dir(lockFile),
-				Cache: &cas.Cache{Dir: cacheDir}, Offline: offline, Limits: limits,
+				Cache: &cas.Cache{Dir: cacheDir, FullVerify: verifyCache == "full"}, Offline: offline, Limits: limits,
 				AllowOutside: allowOutside,
 				// Progress only on a terminal: CI logs stay plain.
 				Progress: progress.ForTerminal(os.Stderr),
 			}
 			if layerCacheDir != "" {
-				o.LayerCache = &cas.Cache{Dir: layerCacheDir}
+				o.LayerCache = &cas.Cache{Dir: layerCacheDir, FullVerify: verifyCache == "full"}
 			}
 			if reproSecond {
 				applyReproUmask()
@@ -111,6 +115,7 @@ stderr.`,
 	cmd.Flags().Int64Var(&limits.ArchiveEntries, "max-archive-entries", builder.DefaultArchiveEntries, "refuse a deb or wheel with more entries")
 	cmd.Flags().Int64Var(&limits.ImageBytes, "max-image-bytes", builder.DefaultImageBytes, "refuse when all packages of one image unpack to more bytes")
 	cmd.Flags().Int64Var(&limits.ImageEntries, "max-image-entries", builder.DefaultImageEntries, "refuse when all packages of one image hold more entries")
+	cmd.Flags().StringVar(&verifyCache, "verify-cache", "seal", "how cache hits are checked: seal (re-hash a blob whose inode changed since it was last hashed) or full (re-hash every hit)")
 	cmd.Flags().StringVar(&format, "format", "text", "with --check-reproducible: text or json report")
 	return cmd
 }

@@ -25,6 +25,9 @@ var ErrMissing = errors.New("not in the cache")
 // Cache is a folder of blobs: DIR/blobs/sha256/<hex>.
 type Cache struct {
 	Dir string
+	// FullVerify re-hashes every cache hit instead of trusting a blob whose
+	// file-system state equals its seal (see seal.go).
+	FullVerify bool
 }
 
 // DefaultDir is $XDG_CACHE_HOME/mlenv, else ~/.cache/mlenv.
@@ -60,10 +63,16 @@ func (c *Cache) Has(hexsum string, size int64) bool {
 	return err == nil && fi.Mode().IsRegular() && (size < 0 || fi.Size() == size)
 }
 
-// Verify re-hashes a cached blob; a blob that no longer matches (disk
-// corruption, a hand edit) is removed so that the next fetch replaces it.
+// Verify checks a cached blob before use: a blob whose seal still holds
+// (unchanged through the file system since it was hashed, see seal.go) is
+// accepted at the cost of two stat calls; any other is re-hashed. A blob
+// that no longer matches (disk corruption, a hand edit) is removed so that
+// the next fetch replaces it.
 func (c *Cache) Verify(hexsum string) error {
 	p := c.Path(hexsum)
+	if c.sealed(hexsum) {
+		return nil
+	}
 	f, err := os.Open(p)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -78,8 +87,10 @@ func (c *Cache) Verify(hexsum string) error {
 	}
 	if got != hexsum {
 		os.Remove(p)
+		os.Remove(c.sealPath(hexsum))
 		return fmt.Errorf("cached blob %s was corrupt (sha256 %s), removed it: run the build again to fetch it anew", p, got)
 	}
+	c.writeSeal(hexsum)
 	return nil
 }
 

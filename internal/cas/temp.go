@@ -52,6 +52,8 @@ func (c *Cache) Commit(tmpName, hexsum string) error {
 	if err := os.Rename(tmpName, c.Path(hexsum)); err != nil {
 		return fmt.Errorf("committing cache blob: %w", err)
 	}
+	// The caller hashed these bytes as it wrote them.
+	c.writeSeal(hexsum)
 	return nil
 }
 
@@ -60,7 +62,7 @@ func (c *Cache) Commit(tmpName, hexsum string) error {
 // how many it removed; files it cannot judge are left alone.
 func (c *Cache) SweepStale() int {
 	n := 0
-	for _, dir := range []string{filepath.Join(c.Dir, "blobs", "sha256"), filepath.Join(c.Dir, "layers")} {
+	for _, dir := range []string{filepath.Join(c.Dir, "blobs", "sha256"), filepath.Join(c.Dir, "layers"), filepath.Join(c.Dir, "seals", "sha256")} {
 		n += SweepDir(dir)
 	}
 	return n
