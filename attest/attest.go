@@ -211,13 +211,15 @@ func resolve(ctx context.Context, o Options) (v1.Image, *name.Digest, string, er
 	}
 	// The statements name the digest the bytes hash to, and that must be
 	// the digest the reference resolved to.
-	if d, err := img.Digest(); err != nil {
+	d, err := img.Digest()
+	if err != nil {
 		return nil, nil, "", err
-	} else if d != r.Digest() {
+	}
+	if d != r.Digest() {
 		return nil, nil, "", fmt.Errorf("%s resolved to %s but its manifest hashes to %s", o.Image, r.Digest(), d)
 	}
-	if d, ok := r.DigestRef(); ok {
-		return img, &d, r.Name(), nil
+	if dref, ok := r.DigestRef(); ok {
+		return img, &dref, r.Name(), nil
 	}
 	return img, nil, r.Name(), nil
 }
