@@ -11,16 +11,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/in-toto/in-toto-golang/in_toto"
 	slsa "github.com/in-toto/in-toto-golang/in_toto/slsa_provenance/v1"
 
-	"github.com/mlenv/mlenv/builder"
 	"github.com/mlenv/mlenv/cuda"
 	"github.com/mlenv/mlenv/fingerprint"
+	"github.com/mlenv/mlenv/image"
 	"github.com/mlenv/mlenv/internal/layerwalk"
 	"github.com/mlenv/mlenv/lockfile"
 )
@@ -40,10 +38,16 @@ type Options struct {
 	BundlePath string
 	Upload     bool
 	// Force accepts a lock whose digest the image does not carry.
-	Force         bool
-	MlenvVersion  string
-	RemoteOptions []remote.Option
-	Now           func() time.Time
+	Force        bool
+	MlenvVersion string
+	// CompressorID names the compressor the lock's compression settings
+	// select (builder.CompressorID), for the provenance; required with
+	// LockPath. attest does not import builder: the caller supplies it.
+	CompressorID func(lockfile.Compression) string
+	// Registry holds the keychain and timeouts for reading the image and
+	// attaching the statements.
+	Registry image.Options
+	Now      func() time.Time
 }
 
 // Written says what was produced, for --output json.
@@ -81,6 +85,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.LockPath != "" && o.CompressorID == nil {
+		return nil, errors.New("attest: Options.CompressorID is required with a lock")
+	}
 	img, digestRef, imageName, err := resolve(ctx, o)
 	if err != nil {
 		return nil, err
@@ -91,9 +98,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	digest, err := img.Digest()
 	if err != nil {
 		return nil, err
-	}
-	if digestRef != nil && digestRef.DigestStr() != digest.String() {
-		return nil, fmt.Errorf("registry served %s for %s", digest, digestRef)
 	}
 	var lock *lockfile.Lock
 	var lockDigest string
@@ -108,12 +112,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		if got := cf.Config.Labels[builder.LabelLockDigest]; got != lockDigest && !o.Force {
+		if got := cf.Config.Labels[image.LabelLockDigest]; got != lockDigest && !o.Force {
 			if got == "" {
 				got = "none"
 			}
 			return nil, fmt.Errorf("%w: %s has digest %s, the image records %s (label %s); pass --force to attest anyway",
-				ErrLockMismatch, o.LockPath, lockDigest, got, builder.LabelLockDigest)
+				ErrLockMismatch, o.LockPath, lockDigest, got, image.LabelLockDigest)
 		}
 	}
 	// One pass over the layers for both the package inventory and the
@@ -128,7 +132,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if lock != nil {
 		pred := Provenance(ProvenanceInput{
 			Lock: lock, LockPath: o.LockPath, LockDigest: lockDigest, MlenvVersion: o.MlenvVersion,
-			Compressor: builder.CompressorID(lock.Compression), BuilderID: "https://mlenv.dev/builder/cli",
+			Compressor: o.CompressorID(lock.Compression), BuilderID: "https://mlenv.dev/builder/cli",
 			InvocationID: randomID(), Started: started, Finished: o.Now(),
 		})
 		st, err := Statement(imageName, digest.String(), slsa.PredicateSLSAProvenance, pred)
@@ -167,7 +171,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	res := &Result{Image: imageName, Digest: digest.String()}
 	if upload := digestRef != nil && (o.BundlePath == "" || o.Upload); upload {
-		if err := Attach(ctx, *digestRef, signed, o.RemoteOptions...); err != nil {
+		if err := Attach(ctx, *digestRef, signed, o.Registry.RemoteOptions(ctx)...); err != nil {
 			return nil, err
 		}
 		for _, s := range signed {
@@ -185,35 +189,39 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
-// resolve turns IMAGE into an image and, for registry images, the digest
-// reference every statement is about: a tag is resolved once, here, and
-// never looked at again.
+// resolve turns IMAGE into an image, its name (never a local path: see
+// image.Resolved.Name) and, for registry images, the digest reference
+// every statement is about: a tag is resolved once, here, and never
+// looked at again.
 func resolve(ctx context.Context, o Options) (v1.Image, *name.Digest, string, error) {
-	if strings.HasPrefix(o.Image, "oci:") || strings.HasPrefix(o.Image, "tar:") {
-		img, err := builder.ReadImage(ctx, o.Image)
-		if err != nil {
-			return nil, nil, "", fmt.Errorf("reading %s: %w", o.Image, err)
-		}
-		return img, nil, strings.SplitN(o.Image, ":", 2)[1], nil
-	}
-	ref, err := name.ParseReference(o.Image)
-	if err != nil {
-		return nil, nil, "", fmt.Errorf("image %q: %w", o.Image, err)
-	}
-	opts := append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}, o.RemoteOptions...)
-	desc, err := remote.Get(ref, opts...)
-	if err != nil {
-		return nil, nil, "", fmt.Errorf("resolving %s: %w", o.Image, err)
-	}
-	if desc.MediaType.IsIndex() {
-		return nil, nil, "", fmt.Errorf("%s is a multi-platform index: attest each platform's image by digest", o.Image)
-	}
-	d := ref.Context().Digest(desc.Digest.String())
-	img, err := remote.Image(d, opts...)
+	ref, err := image.Parse(o.Image)
 	if err != nil {
 		return nil, nil, "", err
 	}
-	return img, &d, ref.Context().String(), nil
+	r, err := image.Resolve(ctx, ref, o.Registry)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if r.IsIndex() {
+		return nil, nil, "", fmt.Errorf("%s is a multi-platform index (%s): attest each platform's image by digest", o.Image, r.Digest())
+	}
+	img, err := r.Image("")
+	if err != nil {
+		return nil, nil, "", err
+	}
+	// The statements name the digest the bytes hash to, and that must be
+	// the digest the reference resolved to.
+	d, err := img.Digest()
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if d != r.Digest() {
+		return nil, nil, "", fmt.Errorf("%s resolved to %s but its manifest hashes to %s", o.Image, r.Digest(), d)
+	}
+	if dref, ok := r.DigestRef(); ok {
+		return img, &dref, r.Name(), nil
+	}
+	return img, nil, r.Name(), nil
 }
 
 func loadFingerprint(src string) (*fingerprint.Fingerprint, error) {

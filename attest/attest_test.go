@@ -170,7 +170,7 @@ func setup(t *testing.T) *fixture {
 }
 
 func (f *fixture) opts() attest.Options {
-	return attest.Options{Image: f.ref, KeyRef: f.key, LockPath: f.lockPath, Fingerprint: "host", Role: "train", MlenvVersion: "test"}
+	return attest.Options{Image: f.ref, KeyRef: f.key, LockPath: f.lockPath, Fingerprint: "host", Role: "train", MlenvVersion: "test", CompressorID: builder.CompressorID}
 }
 
 func (f *fixture) checkOpts(t *testing.T) *cosign.CheckOpts {

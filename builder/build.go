@@ -33,11 +33,6 @@ const layerFormat = "mlenv-layer-v1"
 // are grouped so that images stay well under overlayfs' layer limit.
 const largeArtifact = 16 << 20
 
-// Label keys mlenv writes into the image config.
-const (
-	LabelLockDigest = "dev.mlenv.lock.digest"
-)
-
 // Options configures a build.
 type Options struct {
 	Lock *lockfile.Lock

@@ -25,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/mlenv/mlenv/image"
 	"github.com/mlenv/mlenv/internal/cas"
 	"github.com/mlenv/mlenv/internal/testutil"
 	"github.com/mlenv/mlenv/lockfile"
@@ -479,7 +480,7 @@ func TestPushAndPullThroughRegistry(t *testing.T) {
 	if err := Write(context.Background(), r, ref); err != nil {
 		t.Fatal(err)
 	}
-	pulled, err := ReadImage(context.Background(), ref)
+	pulled, err := image.ReadImage(context.Background(), ref, "", image.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,7 +493,7 @@ func TestPushAndPullThroughRegistry(t *testing.T) {
 		if err := Write(context.Background(), r, out); err != nil {
 			t.Fatal(err)
 		}
-		img, err := ReadImage(context.Background(), out)
+		img, err := image.ReadImage(context.Background(), out, "", image.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -989,10 +990,10 @@ func TestReadImageForPicksAPlatform(t *testing.T) {
 	if err := Write(context.Background(), r, out); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadImage(context.Background(), out); err == nil || !strings.Contains(err.Error(), "linux/amd64, linux/arm64") {
+	if _, err := image.ReadImage(context.Background(), out, "", image.Options{}); err == nil || !strings.Contains(err.Error(), "linux/amd64, linux/arm64") {
 		t.Errorf("index without a platform: %v", err)
 	}
-	img, err := ReadImageFor(context.Background(), out, "linux/arm64")
+	img, err := image.ReadImage(context.Background(), out, "linux/arm64", image.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1000,7 +1001,7 @@ func TestReadImageForPicksAPlatform(t *testing.T) {
 	if got, _ := img.Digest(); got != want {
 		t.Errorf("picked %s, want %s", got, want)
 	}
-	if _, err := ReadImageFor(context.Background(), out, "linux/s390x"); err == nil || !strings.Contains(err.Error(), "no image for linux/s390x") {
+	if _, err := image.ReadImage(context.Background(), out, "linux/s390x", image.Options{}); err == nil || !strings.Contains(err.Error(), "no image for linux/s390x") {
 		t.Errorf("missing platform: %v", err)
 	}
 }

@@ -7,12 +7,12 @@ import (
 	"os"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 
 	"github.com/mlenv/mlenv/attest"
+	"github.com/mlenv/mlenv/builder"
+	"github.com/mlenv/mlenv/image"
 )
 
 func newGenerateKeyPairCmd() *cobra.Command {
@@ -42,16 +42,20 @@ cosign reads both, and mlenv reads keys cosign made.`,
 }
 
 // resolveDigest pins a registry reference to the digest it names now.
-func resolveDigest(ctx context.Context, image string) (name.Digest, error) {
-	ref, err := name.ParseReference(image)
+func resolveDigest(ctx context.Context, arg string) (name.Digest, error) {
+	ref, err := image.Parse(arg)
 	if err != nil {
-		return name.Digest{}, fmt.Errorf("image %q: %w", image, err)
+		return name.Digest{}, err
 	}
-	desc, err := remote.Head(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	if ref.Kind != image.Registry {
+		return name.Digest{}, fmt.Errorf("%s is not in a registry: signatures are stored beside the image in its registry", arg)
+	}
+	r, err := image.Resolve(ctx, ref, image.Options{})
 	if err != nil {
-		return name.Digest{}, fmt.Errorf("resolving %s: %w", image, err)
+		return name.Digest{}, err
 	}
-	return ref.Context().Digest(desc.Digest.String()), nil
+	d, _ := r.DigestRef()
+	return d, nil
 }
 
 func newSignCmd() *cobra.Command {
@@ -76,7 +80,7 @@ No transparency log entry is made.`,
 			if err != nil {
 				return err
 			}
-			if err := attest.SignImage(cmd.Context(), d, sv, remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
+			if err := attest.SignImage(cmd.Context(), d, sv, image.Options{}.RemoteOptions(cmd.Context())...); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "signed %s\n", d)
@@ -117,7 +121,7 @@ write the registry too. IMAGE may be oci:DIR or tar:FILE with --bundle.`,
 			}
 			o.Image = args[0]
 			o.MlenvVersion = currentVersion().Version
-			o.RemoteOptions = []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)}
+			o.CompressorID = builder.CompressorID
 			res, err := attest.Run(cmd.Context(), o)
 			if err != nil {
 				return err

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mlenv/mlenv/builder"
+	"github.com/mlenv/mlenv/image"
 	"github.com/mlenv/mlenv/internal/cas"
 	"github.com/mlenv/mlenv/internal/progress"
 	"github.com/mlenv/mlenv/lockfile"
@@ -35,9 +36,18 @@ same lock gives the same digest on any machine. Artifacts are cached in
 $XDG_CACHE_HOME/mlenv and verified against their sha256 before use.
 
 The last line on stdout is the image (or index) digest; everything else goes to
-stderr.`,
+stderr. With --output tar:- the tarball itself is stdout, so the digest is the
+last line on stderr instead.
+
+--output takes oci:DIR (an OCI image layout holding this image alone),
+oci:DIR:TAG (the entry tagged TAG is replaced, others kept: what
+skopeo copy oci:DIR:TAG and umoci unpack --image DIR:TAG read), tar:FILE
+(docker load format; a FIFO or device is written in place, a symbolic link's
+target is replaced), tar:- (stdout) or a registry reference.`,
 		Example: `  mlenv build --output oci:./out                 # OCI image layout
+  mlenv build --output oci:./out:v1              # tagged entry, for skopeo/umoci
   mlenv build --output tar:image.tar             # for docker load
+  mlenv build --output tar:- | docker load       # digest on stderr
   mlenv build --output registry.example.com/team/train:v1
   mlenv build --offline --output oci:./out       # cache only, no network
   mlenv build --check-reproducible               # build twice, compare`,
@@ -47,8 +57,17 @@ stderr.`,
 				return exitCode(2, fmt.Errorf("--verify-cache %q: use seal or full", verifyCache))
 			}
 			if output == "" && !checkRepro {
-				return fmt.Errorf("--output is required: oci:DIR, tar:FILE or a registry reference")
+				return fmt.Errorf("--output is required: oci:DIR[:TAG], tar:FILE, tar:- or a registry reference")
 			}
+			// Parsed before the build: a mistyped output must not cost one.
+			var out image.Ref
+			if output != "" {
+				var err error
+				if out, err = image.Parse(output); err != nil {
+					return fmt.Errorf("--output: %w", err)
+				}
+			}
+			toStdout := out.Kind == image.Tarball && out.Path == image.Stdio
 			l, err := lockfile.LoadLock(lockFile)
 			if err != nil {
 				return err
@@ -93,16 +112,20 @@ stderr.`,
 			if err != nil {
 				return err
 			}
-			if err := builder.Write(cmd.Context(), res, output); err != nil {
+			if err := builder.WriteTo(cmd.Context(), res, out, image.WriteOptions{Stdout: cmd.OutOrStdout()}); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", output)
+			if toStdout {
+				fmt.Fprintln(cmd.ErrOrStderr(), res.Digest.String())
+				return nil
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), res.Digest.String())
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&lockFile, "lock", "mlenv.lock", "the lock to build")
-	cmd.Flags().StringVar(&output, "output", "", "oci:DIR, tar:FILE or a registry reference")
+	cmd.Flags().StringVar(&output, "output", "", "oci:DIR[:TAG], tar:FILE, tar:- (stdout) or a registry reference")
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "artifact and layer cache (default $XDG_CACHE_HOME/mlenv)")
 	cmd.Flags().BoolVar(&offline, "offline", false, "use only the cache; fail naming what is missing")
 	cmd.Flags().BoolVar(&checkRepro, "check-reproducible", false, "build twice, the second time in a child process with another TZ, umask, locale, working folder, GOMAXPROCS, layer cache and listing order, and compare; --output gets the first build")
@@ -149,7 +172,12 @@ func checkReproducible(cmd *cobra.Command, o builder.Options, lockFile, cacheDir
 		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (build 1)\n", output)
 	}
-	fmt.Fprintln(cmd.OutOrStdout(), rep.Digests[0])
+	if output == "tar:-" {
+		// The tarball owns stdout: the digest goes to stderr's last line.
+		fmt.Fprintln(cmd.ErrOrStderr(), rep.Digests[0])
+	} else {
+		fmt.Fprintln(cmd.OutOrStdout(), rep.Digests[0])
+	}
 	if !rep.Same {
 		return exitCode(1, fmt.Errorf("the two builds differ"))
 	}
@@ -211,7 +239,7 @@ func secondBuild(cmd *cobra.Command, o builder.Options, lockFile, cacheDir, work
 			if len(o.Lock.Platforms) == 1 {
 				want = ""
 			}
-			if images[p], err = builder.ReadImageFor(ctx, "oci:"+out, want); err != nil {
+			if images[p], err = image.ReadImage(ctx, "oci:"+out, want, image.Options{}); err != nil {
 				return nil, v1.Hash{}, fmt.Errorf("reading the second build: %w", err)
 			}
 		}

@@ -9,20 +9,20 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mlenv/mlenv/builder"
 	"github.com/mlenv/mlenv/cuda"
+	"github.com/mlenv/mlenv/image"
 )
 
 // fingerprintImage prints the GPU side of an image: fat binary targets per
 // library, their union, the CUDA runtime and Python it ships.
-func fingerprintImage(cmd *cobra.Command, image, platform, output string) error {
-	img, err := builder.ReadImageFor(cmd.Context(), image, platform)
+func fingerprintImage(cmd *cobra.Command, arg, platform, output string) error {
+	img, err := image.ReadImage(cmd.Context(), arg, platform, image.Options{})
 	if err != nil {
-		return fmt.Errorf("reading image %s: %w", image, err)
+		return err
 	}
 	rep, err := cuda.ScanImage(img)
 	if err != nil {
-		return fmt.Errorf("scanning %s: %w", image, err)
+		return fmt.Errorf("scanning %s: %w", arg, err)
 	}
 	if output == "json" {
 		enc := json.NewEncoder(cmd.OutOrStdout())

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mlenv/mlenv/builder"
+	"github.com/mlenv/mlenv/image"
 	"github.com/mlenv/mlenv/internal/testutil"
 )
 
@@ -37,7 +37,7 @@ func TestPythonDebianImageRuns(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("build: %s", stderr)
 	}
-	img, err := builder.ReadImage(context.Background(), "oci:"+out)
+	img, err := image.ReadImage(context.Background(), "oci:"+out, "", image.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

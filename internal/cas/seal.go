@@ -92,3 +92,14 @@ func (c *Cache) Reseal(hexsum string) {
 	}
 	c.writeSeal(hexsum)
 }
+
+// ResealFile is Reseal for a blob given by its path in a cache
+// (DIR/blobs/sha256/<hex>); other paths are ignored.
+func ResealFile(blobPath string) {
+	algo := filepath.Dir(blobPath)
+	blobs := filepath.Dir(algo)
+	if filepath.Base(algo) != "sha256" || filepath.Base(blobs) != "blobs" || !hexDigest.MatchString(filepath.Base(blobPath)) {
+		return
+	}
+	(&Cache{Dir: filepath.Dir(blobs)}).Reseal(filepath.Base(blobPath))
+}

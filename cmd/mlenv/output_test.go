@@ -1,0 +1,48 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// TestBuildOutputs: tar:- puts the tarball on stdout and the digest on
+// stderr's last line; oci:DIR:TAG and oci:DIR (an existing empty folder)
+// print the same digest; a malformed --output fails before any build.
+func TestBuildOutputs(t *testing.T) {
+	lock, _ := filepath.Abs("../../examples/minimal/mlenv.lock")
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv("SOURCE_DATE_EPOCH", "")
+
+	stdout, stderr, code := run(t, "build", "--lock", lock, "--output", "tar:-")
+	if code != 0 {
+		t.Fatalf("tar:-: exit %d: %s", code, stderr)
+	}
+	if got := lastLine(stderr); got != exampleDigest {
+		t.Errorf("tar:-: stderr's last line %q, want the digest %s", got, exampleDigest)
+	}
+	img, err := tarball.Image(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader([]byte(stdout))), nil }, nil)
+	if err != nil {
+		t.Fatalf("stdout is no tarball: %v", err)
+	}
+	if layers, err := img.Layers(); err != nil || len(layers) == 0 {
+		t.Errorf("tarball from stdout: %d layers, %v", len(layers), err)
+	}
+
+	dir := t.TempDir() // exists and is empty, like `oci:.` in a fresh folder
+	for _, out := range []string{"oci:" + dir, "oci:" + dir + ":v1"} {
+		stdout, stderr, code := run(t, "build", "--lock", lock, "--offline", "--output", out)
+		if code != 0 || lastLine(stdout) != exampleDigest {
+			t.Errorf("%s: exit %d, stdout %q: %s", out, code, stdout, stderr)
+		}
+	}
+
+	_, stderr, code = run(t, "build", "--lock", lock, "--output", "tar:")
+	if code != 2 || !strings.Contains(stderr, "--output") || !strings.Contains(stderr, "expected tar:FILE") || strings.Contains(stderr, "wrote") {
+		t.Errorf("malformed output: exit %d: %s", code, stderr)
+	}
+}
