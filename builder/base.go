@@ -25,6 +25,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mlenv/mlenv/internal/cas"
+
+	"github.com/mlenv/mlenv/internal/netx"
 )
 
 // loadBase returns the base image for a platform. Registry bases are
@@ -71,7 +73,9 @@ func loadBase(ctx context.Context, o Options, platform string, vs *verifiedSet) 
 		return nil, err
 	}
 	dref := ref.Context().Digest(h.String())
-	opts := append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}, o.RemoteOptions...)
+	opts := append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain),
+		// Every phase bounded: a hung registry ends with an error naming it.
+		remote.WithTransport(netx.Transport(netx.DefaultTimeouts))}, o.RemoteOptions...)
 	rimg, err := remote.Image(dref, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("pulling base %s: %w", dref, err)

@@ -11,6 +11,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/mlenv/mlenv/internal/netx"
 )
 
 // resolveBase pins the base image: a registry tag becomes a digest, and a
@@ -27,7 +29,9 @@ func resolveBase(ctx context.Context, ref, dir string, platforms []string, opts 
 	if err != nil {
 		return b, fmt.Errorf("base %q is not a registry reference: %w", ref, err)
 	}
-	opts = append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}, opts...)
+	opts = append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain),
+		// Every phase bounded: a hung registry ends with an error naming it.
+		remote.WithTransport(netx.Transport(netx.DefaultTimeouts))}, opts...)
 	desc, err := remote.Get(r, opts...)
 	if err != nil {
 		return b, fmt.Errorf("resolving base %s: %w", ref, err)
