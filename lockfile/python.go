@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/mlenv/mlenv/internal/localpath"
 )
 
 // pyPackage is one Python distribution as an importer found it: the wheels
@@ -141,8 +143,8 @@ func ParseRequirements(file string, data []byte) ([]requirement, error) {
 // wheelIndex finds the files behind a requirement's hashes: in find-links
 // folders and in a PEP 691 (JSON) simple index.
 type wheelIndex struct {
-	baseDir   string   // the intent's folder
-	findLinks []string // local folders, relative to baseDir (as written)
+	local     localpath.Policy // the intent's folder and what may be read
+	findLinks []string         // local folders, relative to the intent's folder (as written)
 	indexURL  string
 	client    *http.Client
 }
@@ -158,7 +160,11 @@ func (ix *wheelIndex) files(ctx context.Context, name string) ([]pyFile, error) 
 	var out []pyFile
 	norm := NormalizeName(name)
 	for _, dir := range ix.findLinks {
-		entries, err := os.ReadDir(filepath.Join(ix.baseDir, dir))
+		real, err := ix.local.Resolve(dir)
+		if err != nil {
+			return nil, fmt.Errorf("find-links: %w", err)
+		}
+		entries, err := os.ReadDir(real)
 		if err != nil {
 			return nil, fmt.Errorf("find-links %s: %w", dir, err)
 		}
@@ -167,7 +173,10 @@ func (ix *wheelIndex) files(ctx context.Context, name string) ([]pyFile, error) 
 			if err != nil || NormalizeName(w.Distribution) != norm {
 				continue
 			}
-			sum, size, err := hashFile(filepath.Join(ix.baseDir, dir, e.Name()))
+			if !e.Type().IsRegular() {
+				continue // a link or device named like a wheel is not a wheel
+			}
+			sum, size, err := hashFile(filepath.Join(real, e.Name()))
 			if err != nil {
 				return nil, err
 			}
@@ -234,7 +243,7 @@ type pySelect struct {
 	local     *wheelIndex
 }
 
-func newPySelect(py *PythonIntent, t Target, dir string) *pySelect {
+func newPySelect(py *PythonIntent, t Target, local localpath.Policy) *pySelect {
 	s := &pySelect{target: t, groupsSet: py.Groups != nil}
 	for _, e := range py.Extras {
 		s.extras = append(s.extras, NormalizeName(e))
@@ -244,7 +253,7 @@ func newPySelect(py *PythonIntent, t Target, dir string) *pySelect {
 	}
 	s.env = t.MarkerEnv(s.extras, s.groups)
 	if len(py.FindLinks) > 0 {
-		s.local = &wheelIndex{baseDir: dir, findLinks: py.FindLinks}
+		s.local = &wheelIndex{local: local, findLinks: py.FindLinks}
 	}
 	return s
 }
@@ -284,8 +293,8 @@ func findLinksAdvice(name, version string) string {
 
 // pythonFor lists what one target installs: the direct wheels and
 // requirements whose marker holds, and what each lock file selects.
-func pythonFor(ctx context.Context, in *Intent, t Target, direct []pyPackage, locks []pyLockSource) ([]pyPackage, []PyDecision, error) {
-	s := newPySelect(in.Python, t, in.Dir)
+func pythonFor(ctx context.Context, in *Intent, local localpath.Policy, t Target, direct []pyPackage, locks []pyLockSource) ([]pyPackage, []PyDecision, error) {
+	s := newPySelect(in.Python, t, local)
 	var out []pyPackage
 	for _, pkg := range direct {
 		if pkg.Marker != "" {

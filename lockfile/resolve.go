@@ -15,6 +15,7 @@ import (
 
 	"github.com/mlenv/mlenv/internal/cas"
 	"github.com/mlenv/mlenv/internal/debpkg"
+	"github.com/mlenv/mlenv/internal/localpath"
 	"github.com/mlenv/mlenv/internal/netx"
 	"github.com/mlenv/mlenv/internal/treehash"
 )
@@ -30,6 +31,12 @@ type Resolver struct {
 	HTTP *http.Client
 	// RemoteOptions are passed to go-containerregistry for base images.
 	RemoteOptions []remote.Option
+	// AllowOutside lists folders outside the intent's folder that local
+	// inputs (files sources, wheel and deb paths, Python lock files,
+	// find-links folders) may come from. By default every local input must
+	// lie inside the intent's folder, symlinks resolved, and be a regular
+	// file or folder (see internal/localpath).
+	AllowOutside []string
 	// Warn receives notes that are not errors (skipped packages). It only
 	// reports: what is locked is the same with or without it.
 	Warn func(string)
@@ -98,7 +105,10 @@ func (r *Resolver) Resolve(ctx context.Context, in *Intent) (*Lock, error) {
 		l.Debs = append(l.Debs, deb)
 	}
 	for i, f := range in.Files {
-		src := filepath.Join(in.Dir, f.Src)
+		src, err := r.local(in).Resolve(f.Src)
+		if err != nil {
+			return nil, in.loc.errf(fmt.Sprintf("files[%d].src", i), "%v", err)
+		}
 		sum, size, n, chunks, err := treehash.HashWithChunks(src)
 		if err != nil {
 			return nil, in.loc.errf(fmt.Sprintf("files[%d].src", i), "%v", err)
@@ -137,7 +147,10 @@ func (r *Resolver) resolveDeb(ctx context.Context, in *Intent, d ArtifactIntent)
 	var deb Deb
 	var p string
 	if d.Path != "" {
-		p = filepath.Join(in.Dir, d.Path)
+		var err error
+		if p, err = r.local(in).Resolve(d.Path); err != nil {
+			return deb, err
+		}
 		deb.URI = filepath.ToSlash(d.Path)
 	} else {
 		if r.Fetcher == nil {
@@ -193,7 +206,11 @@ func (r *Resolver) resolvePython(ctx context.Context, in *Intent, l *Lock) error
 		pkgs = append(pkgs, pyPackage{Name: wn.Distribution, Version: wn.Version, Files: []pyFile{f}, Source: fmt.Sprintf("python.wheels[%d]", i)})
 	}
 	readRel := func(field, rel string) ([]byte, string, error) {
-		b, err := readBounded(filepath.Join(in.Dir, rel), field, MaxImportSize)
+		real, err := r.local(in).Resolve(rel)
+		if err != nil {
+			return nil, "", in.loc.errf(field, "%v", err)
+		}
+		b, err := readBounded(real, field, MaxImportSize)
 		if err != nil {
 			return nil, "", in.loc.errf(field, "%v", err)
 		}
@@ -235,7 +252,7 @@ func (r *Resolver) resolvePython(ctx context.Context, in *Intent, l *Lock) error
 		if client == nil {
 			client = netx.DefaultClient
 		}
-		ix := &wheelIndex{baseDir: in.Dir, findLinks: py.FindLinks, indexURL: py.IndexURL, client: client}
+		ix := &wheelIndex{local: r.local(in), findLinks: py.FindLinks, indexURL: py.IndexURL, client: client}
 		for _, req := range reqs {
 			files, err := ix.files(ctx, req.Name)
 			if err != nil {
@@ -260,7 +277,7 @@ func (r *Resolver) resolvePython(ctx context.Context, in *Intent, l *Lock) error
 	for _, p := range in.Platforms {
 		t := py.target(p)
 		seen := map[string]string{}
-		tpkgs, ds, err := pythonFor(ctx, in, t, pkgs, locks)
+		tpkgs, ds, err := pythonFor(ctx, in, r.local(in), t, pkgs, locks)
 		if err != nil {
 			return err
 		}
@@ -324,7 +341,7 @@ func (r *Resolver) resolvePython(ctx context.Context, in *Intent, l *Lock) error
 // files are hashed, remote ones downloaded (and so cached) and verified.
 func (r *Resolver) sizeOf(ctx context.Context, in *Intent, f pyFile) (int64, error) {
 	if !cas.IsRemote(f.URI) {
-		sum, size, err := hashFile(filepath.Join(in.Dir, f.URI))
+		sum, size, err := hashLocal(r.local(in), f.URI)
 		if err != nil {
 			return 0, err
 		}
@@ -353,7 +370,7 @@ func (r *Resolver) directWheel(ctx context.Context, in *Intent, w ArtifactIntent
 		if _, err := ParseWheelFilename(name); err != nil {
 			return pyFile{}, err
 		}
-		sum, size, err := hashFile(filepath.Join(in.Dir, w.Path))
+		sum, size, err := hashLocal(r.local(in), w.Path)
 		if err != nil {
 			return pyFile{}, err
 		}
@@ -380,8 +397,24 @@ func majorMinor(v string) string {
 	return v
 }
 
+// local is the rule for the intent's local inputs.
+func (r *Resolver) local(in *Intent) localpath.Policy {
+	return localpath.Policy{Base: in.Dir, Allow: r.AllowOutside}
+}
+
+// hashLocal hashes a local input named relative to the intent's folder,
+// after checking that it may be read at all (inside the project, a
+// regular file).
+func hashLocal(pol localpath.Policy, rel string) (string, int64, error) {
+	real, err := pol.Resolve(rel)
+	if err != nil {
+		return "", 0, err
+	}
+	return hashFile(real)
+}
+
 func hashFile(p string) (string, int64, error) {
-	f, err := os.Open(p)
+	f, err := localpath.OpenRegular(p)
 	if err != nil {
 		return "", 0, err
 	}

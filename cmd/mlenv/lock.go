@@ -16,6 +16,7 @@ import (
 func newLockCmd() *cobra.Command {
 	var intentFile, lockFile string
 	var check, explain bool
+	var allowOutside []string
 	cmd := &cobra.Command{
 		Use:   "lock",
 		Short: "Pin every input of mlenv.yaml into mlenv.lock",
@@ -30,7 +31,8 @@ error. mlenv build ignores the variable: the epoch comes from the lock.`,
 		Example: `  mlenv lock                      # mlenv.yaml -> mlenv.lock
   mlenv lock -f env/mlenv.yaml -o env/mlenv.lock
   mlenv lock --check              # exit 1 if mlenv.lock no longer matches mlenv.yaml
-  mlenv lock --explain            # also say why each Python package is in or out, per platform`,
+  mlenv lock --explain            # also say why each Python package is in or out, per platform
+  mlenv lock --allow-outside ../shared-wheels   # let local inputs come from one more folder`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			in, err := lockfile.LoadIntent(intentFile)
@@ -50,6 +52,9 @@ error. mlenv build ignores the variable: the epoch comes from the lock.`,
 			r := &lockfile.Resolver{
 				Fetcher: &cas.Fetcher{Cache: &cas.Cache{Dir: cacheDir}, BaseDir: in.Dir},
 				Warn:    func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "warning:", s) },
+				// Local inputs stay inside the intent's folder unless
+				// the user opts another folder in.
+				AllowOutside: allowOutside,
 			}
 			var decisions []lockfile.PyDecision
 			if explain {
@@ -96,6 +101,7 @@ error. mlenv build ignores the variable: the epoch comes from the lock.`,
 	cmd.Flags().StringVarP(&intentFile, "file", "f", "mlenv.yaml", "the intent to lock")
 	cmd.Flags().StringVarP(&lockFile, "output", "o", "", "where to write the lock (default: mlenv.lock next to the intent)")
 	cmd.Flags().BoolVar(&check, "check", false, "write nothing; exit 1 when the lock is stale")
+	cmd.Flags().StringArrayVar(&allowOutside, "allow-outside", nil, "a folder outside the intent's folder that local inputs (files src, wheel and deb paths, Python lock files, find-links) may come from (repeatable); mlenv build needs the same flag")
 	cmd.Flags().BoolVar(&explain, "explain", false, "print, for each package of pylock.toml or uv.lock and each platform, why it is installed or not (marker, fork, group, extra, wheel)")
 	return cmd
 }
