@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/mlenv/mlenv/internal/atomicfile"
+	"github.com/mlenv/mlenv/internal/cas"
 )
 
 const ociLayoutFile = `{"imageLayoutVersion":"1.0.0"}`
@@ -56,7 +57,10 @@ func writeNewLayout(out Ref, dir string, c Content, o WriteOptions) error {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("output %s: %w", out, err)
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-*")
+	// A run killed before it could clean up left a folder named for its
+	// pid: remove those of dead processes, then write ours.
+	cas.SweepNamed(parent, "."+filepath.Base(dir))
+	tmp, err := os.MkdirTemp(parent, cas.TempPattern("."+filepath.Base(dir)))
 	if err != nil {
 		return fmt.Errorf("output %s: %w", out, err)
 	}
@@ -82,6 +86,8 @@ func writeNewLayout(out Ref, dir string, c Content, o WriteOptions) error {
 // the old index.json until the new one is complete; blobs are only added
 // before that, and removed only after.
 func updateLayout(out Ref, dir string, c Content, o WriteOptions) (err error) {
+	// Blobs half-written by a killed run carry its pid: sweep them.
+	cas.SweepDir(filepath.Join(dir, "blobs", "sha256"))
 	var keep []v1.Descriptor
 	if out.Tag != "" {
 		old, err := readIndexJSON(dir)
@@ -306,7 +312,7 @@ func (w *layoutWriter) fromStream(h v1.Hash, size int64, open func() (io.ReadClo
 // commit fills a temporary file with fill, checks its digest and size and
 // renames it to dst.
 func (w *layoutWriter) commit(h v1.Hash, size int64, dst, from string, fill func(*os.File) (hash.Hash, error)) error {
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tmp-"+h.Hex[:12]+"-*")
+	tmp, err := os.CreateTemp(filepath.Dir(dst), cas.TempPattern("."+h.Hex[:12]))
 	if err != nil {
 		return err
 	}

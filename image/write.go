@@ -13,6 +13,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/mlenv/mlenv/internal/cas"
 )
 
 // Content is what Write sends: a v1.Image or a v1.ImageIndex.
@@ -148,7 +150,8 @@ func writeTarball(out Ref, img v1.Image, o WriteOptions) error {
 			return fmt.Errorf("output %s is a symbolic link that does not resolve: %w", out, err)
 		}
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".tmp-*")
+	cas.SweepNamed(filepath.Dir(target), "."+filepath.Base(target))
+	tmp, err := os.CreateTemp(filepath.Dir(target), cas.TempPattern("."+filepath.Base(target)))
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", out, err)
 	}

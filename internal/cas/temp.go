@@ -68,20 +68,34 @@ func (c *Cache) SweepStale() int {
 	return n
 }
 
-// SweepDir is SweepStale for one folder (also used next to outputs).
-func SweepDir(dir string) int {
+// SweepDir is SweepStale for one folder.
+func SweepDir(dir string) int { return SweepNamed(dir, "") }
+
+// TempPattern is the os.CreateTemp pattern for a temporary file or folder
+// of this process named after what it will become: "<name>.tmp-<pid>-*".
+func TempPattern(name string) string {
+	return fmt.Sprintf("%s%s%d-*", name, tempPrefix, os.Getpid())
+}
+
+// SweepNamed removes stale temporaries made with TempPattern(base) in dir
+// (base "" matches any). Next to a user's output only mlenv's own
+// temporaries for that output are touched, never other files.
+func SweepNamed(dir, base string) int {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return 0
 	}
 	n := 0
 	for _, e := range entries {
-		name := e.Name()
-		i := strings.Index(name, tempPrefix)
-		if i < 0 {
+		name, prefix := e.Name(), base
+		if !strings.HasPrefix(name, prefix) {
 			continue
 		}
-		rest := name[i+len(tempPrefix):]
+		i := strings.Index(name[len(prefix):], tempPrefix)
+		if i < 0 || (prefix != "" && i != 0) {
+			continue
+		}
+		rest := name[len(prefix)+i+len(tempPrefix):]
 		pidStr, _, ok := strings.Cut(rest, "-")
 		pid, err := strconv.Atoi(pidStr)
 		if !ok || err != nil || pid <= 0 {
