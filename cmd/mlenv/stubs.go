@@ -22,7 +22,3 @@ func notImplemented(use, short, issue string) *cobra.Command {
 func newVerifyCmd() *cobra.Command {
 	return notImplemented("verify", "Check signatures and runtime compatibility", "planned after attest; nothing was checked")
 }
-
-func newDiffCmd() *cobra.Command {
-	return notImplemented("diff", "Compare two environments", "planned after attest; nothing was compared")
-}
