@@ -140,7 +140,14 @@ func Compare(a, b *Description, o Options) (*Result, error) {
 	}
 
 	if o.wants(SectionConfig) && a.Config != nil && b.Config != nil {
-		add(SectionConfig, configs(a.Config, b.Config))
+		fs := configs(a.Config, b.Config)
+		if (a.Kind == KindLock) == (b.Kind == KindLock) {
+			// Two images (or two locks) from different locks always differ
+			// in the lock digest label: the other sections say how. It
+			// only speaks when a lock meets an image: built from it or not.
+			fs = Filter(fs, func(f Finding) bool { return f.Key != "labels."+labelLockDigest })
+		}
+		add(SectionConfig, fs)
 	}
 
 	if o.wants(SectionLayers) && a.Image() != nil && b.Image() != nil {
