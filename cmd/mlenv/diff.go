@@ -6,7 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -123,11 +123,15 @@ func printDiff(w io.Writer, r *diff.Result, color bool) {
 			continue
 		}
 		fmt.Fprintf(w, "\n%s\n", paint(ansiBold, s))
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		var rows []diff.Finding
+		keyW, aW := 0, 0
 		for _, f := range r.Findings {
-			if f.Section != s {
-				continue
+			if f.Section == s {
+				rows = append(rows, f)
+				keyW, aW = max(keyW, utf8.RuneCountInString(f.Key)), max(aW, utf8.RuneCountInString(orDash(f.A)))
 			}
+		}
+		for _, f := range rows {
 			mark, code := "~", ansiYellow
 			switch f.Kind {
 			case diff.Added:
@@ -135,19 +139,21 @@ func printDiff(w io.Writer, r *diff.Result, color bool) {
 			case diff.Removed:
 				mark, code = "-", ansiRed
 			}
-			a, b := orDash(f.A), orDash(f.B)
-			line := fmt.Sprintf("  %s %s\t%s\t%s", mark, f.Key, a, b)
+			// Padded before painting: escape codes take no columns.
+			line := fmt.Sprintf("  %s %s  %s  %s", mark, pad(f.Key, keyW), pad(orDash(f.A), aW), orDash(f.B))
 			if f.Detail != "" {
-				line += "\t(" + f.Detail + ")"
+				line += "  (" + f.Detail + ")"
 			}
-			// tabwriter counts escape bytes as width: color whole lines.
-			fmt.Fprintln(tw, paint(code, line))
+			fmt.Fprintln(w, paint(code, strings.TrimRight(line, " ")))
 			if f.Consequence != "" {
-				fmt.Fprintln(tw, paint(ansiDim, "      "+f.Consequence))
+				fmt.Fprintln(w, paint(ansiDim, "      "+f.Consequence))
 			}
 		}
-		tw.Flush()
 	}
+}
+
+func pad(s string, n int) string {
+	return s + strings.Repeat(" ", max(0, n-utf8.RuneCountInString(s)))
 }
 
 func orDash(s string) string {
