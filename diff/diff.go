@@ -83,7 +83,7 @@ func Compare(a, b *Description, o Options) (*Result, error) {
 	if err := CheckSections(append(append([]string(nil), o.Sections...), o.Ignore...)); err != nil {
 		return nil, err
 	}
-	r := &Result{SchemaVersion: SchemaVersion, Counts: map[string]int{}, Findings: []Finding{},
+	r := &Result{SchemaVersion: SchemaVersion, Counts: map[string]int{}, Findings: []Finding{}, Compared: []string{},
 		A: Side{a.Source, a.Kind, a.Digest}, B: Side{b.Source, b.Kind, b.Digest}}
 	compared := map[string]bool{}
 	add := func(section string, fs []Finding) {

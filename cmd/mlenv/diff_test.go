@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/mlenv/mlenv/diff"
 	"github.com/mlenv/mlenv/internal/testutil"
@@ -44,6 +45,14 @@ func diffJSON(t *testing.T, args ...string) (diff.Result, int) {
 	var r diff.Result
 	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
 		t.Fatalf("diff %v: %v\n%s\n%s", args, err, stdout, stderr)
+	}
+	// Every JSON answer holds to the documented schema.
+	sch, err := jsonschema.NewCompiler().Compile("../../diff/schema.json")
+	must(t, err)
+	inst, err := jsonschema.UnmarshalJSON(strings.NewReader(stdout))
+	must(t, err)
+	if err := sch.Validate(inst); err != nil {
+		t.Errorf("diff %v: output does not match diff/schema.json: %v", args, err)
 	}
 	return r, code
 }
