@@ -63,7 +63,7 @@ func writeBenchImage(b *testing.B, dir string, total int64, files, layers int, c
 				buf[j], buf[j+1], buf[j+2], buf[j+3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
 				buf[j+4], buf[j+5], buf[j+6], buf[j+7] = byte(v>>32), byte(v>>40), byte(v>>48), byte(v>>56)
 			}
-			if (i/layers) < changed[li] {
+			if (i / layers) < changed[li] {
 				buf[0] ^= 0xff
 			}
 			h := &tar.Header{Name: fmt.Sprintf("data/%d/f%06d.bin", li, i), Mode: 0o644, Size: per, Typeflag: tar.TypeReg}
@@ -193,4 +193,3 @@ func BenchmarkFilesDiff(b *testing.B) {
 		})
 	}
 }
-
