@@ -99,6 +99,13 @@ func (t *tree) Visit(layer int, name string, h *tar.Header, body io.Reader) (boo
 			}
 			if consumed {
 				e.meta = meta.Bytes()
+				// Core metadata is headers, then the long description: only
+				// the headers name the package, keep just those in memory.
+				if strings.HasSuffix(name, "/METADATA") || strings.HasSuffix(name, "PKG-INFO") {
+					if i := bytes.Index(e.meta, []byte("\n\n")); i >= 0 {
+						e.meta = append([]byte(nil), e.meta[:i+1]...)
+					}
+				}
 			}
 			if hash {
 				if _, err := io.Copy(hasher, body); err != nil {
