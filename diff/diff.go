@@ -188,6 +188,10 @@ func Compare(a, b *Description, o Options) (*Result, error) {
 			r.Compared = append(r.Compared, s)
 		}
 	}
+	if len(r.Compared) == 0 {
+		return nil, fmt.Errorf("nothing to compare: %s (%s) and %s (%s) share no section (with the sections chosen); a %s and a %s can be compared only where both say something",
+			a.Source, a.Kind, b.Source, b.Kind, a.Kind, b.Kind)
+	}
 	for _, f := range r.Findings {
 		r.Counts[f.Section]++
 	}
@@ -204,9 +208,6 @@ func treeText(h string) string {
 }
 
 func summary(r *Result) string {
-	if len(r.Compared) == 0 {
-		return fmt.Sprintf("nothing to compare: a %s and a %s share no section", r.A.Kind, r.B.Kind)
-	}
 	if r.Same {
 		return fmt.Sprintf("same: no differences in %s", strings.Join(r.Compared, ", "))
 	}

@@ -210,3 +210,18 @@ func TestDiffUnreadableFile(t *testing.T) {
 		t.Errorf("exit %d, %q", code, stderr)
 	}
 }
+
+// An image and a host fingerprint share nothing: that is an error, not
+// "same".
+func TestDiffNothingInCommon(t *testing.T) {
+	dir := t.TempDir()
+	lp, err := layout.Write(dir, empty.Index)
+	must(t, err)
+	must(t, lp.AppendImage(testutil.RandomImage(t, "linux", "amd64")))
+	host := filepath.Join(t.TempDir(), "host.json")
+	must(t, os.WriteFile(host, []byte(`{"version":1,"gpu":{"available":false,"devices":[]},"cpu":{},"os":{},"env":{}}`), 0o644))
+	_, stderr, code := run(t, "diff", "oci:"+dir, host)
+	if code != 2 || !strings.Contains(stderr, "nothing to compare") {
+		t.Errorf("exit %d, %q", code, stderr)
+	}
+}
