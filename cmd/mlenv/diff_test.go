@@ -225,3 +225,18 @@ func TestDiffNothingInCommon(t *testing.T) {
 		t.Errorf("exit %d, %q", code, stderr)
 	}
 }
+
+func TestDiffColorOnlyWhenAsked(t *testing.T) {
+	r := &diff.Result{Summary: "different: 1 config field", Counts: map[string]int{"config": 1},
+		Findings: []diff.Finding{{Section: "config", Key: "env.X", Kind: diff.Added, B: "1"}}}
+	var colored, plain strings.Builder
+	printDiff(&colored, r, true)
+	printDiff(&plain, r, false)
+	if !strings.Contains(colored.String(), "\x1b[32m  + env.X") || strings.Contains(plain.String(), "\x1b[") {
+		t.Errorf("colored %q\nplain %q", colored.String(), plain.String())
+	}
+	t.Setenv("NO_COLOR", "1")
+	if useColor(os.Stdout) {
+		t.Error("NO_COLOR set, color still used")
+	}
+}
