@@ -161,15 +161,15 @@ func BenchmarkFilesDiff(b *testing.B) {
 			dir := b.TempDir()
 			a := writeBenchImage(b, filepath.Join(dir, "a"), total, files, layers, []int{0, 0, 0, 0})
 			bb := writeBenchImage(b, filepath.Join(dir, "b"), total, files, layers, c.changed)
-			start := time.Now()
+			start, cpu0 := time.Now(), cpuTime()
 			n := readAll(b, a, bb)
-			floor := time.Since(start)
+			floor, floorCPU := time.Since(start), cpuTime()-cpu0
 			da, db := &Description{Kind: KindImage, image: a}, &Description{Kind: KindImage, image: bb}
 			b.ResetTimer()
 			var r *Result
 			stop := make(chan struct{})
 			peak := peakHeap(stop)
-			start = time.Now()
+			start, cpu0 = time.Now(), cpuTime()
 			for i := 0; i < b.N; i++ {
 				var err error
 				if r, err = Compare(da, db, Options{Files: true}); err != nil {
@@ -177,6 +177,7 @@ func BenchmarkFilesDiff(b *testing.B) {
 				}
 			}
 			elapsed := time.Since(start) / time.Duration(b.N)
+			elapsedCPU := (cpuTime() - cpu0) / time.Duration(b.N)
 			close(stop)
 			b.StopTimer()
 			want := 0
@@ -188,6 +189,11 @@ func BenchmarkFilesDiff(b *testing.B) {
 			}
 			b.ReportMetric(floor.Seconds(), "floor-s")
 			b.ReportMetric(elapsed.Seconds()/floor.Seconds(), "x-floor")
+			if floorCPU > 0 {
+				b.ReportMetric(floorCPU.Seconds(), "floor-cpu-s")
+				b.ReportMetric(elapsedCPU.Seconds(), "diff-cpu-s")
+				b.ReportMetric(elapsedCPU.Seconds()/floorCPU.Seconds(), "x-floor-cpu")
+			}
 			b.ReportMetric(float64(peak())/(1<<20), "peak-heap-MiB")
 			b.ReportMetric(float64(n)/(1<<20), "floor-MiB-read")
 		})
