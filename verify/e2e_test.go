@@ -133,7 +133,7 @@ func setup(t testing.TB) *fixture {
 // attest runs mlenv attest (provenance, SBOM, H200 training fingerprint).
 func (f *fixture) attest(t testing.TB, bundle string) {
 	t.Helper()
-	o := attest.Options{Image: f.ref, KeyRef: f.key, LockPath: f.lockPath, Fingerprint: f.fpPath, Role: "train", MlenvVersion: "test", BundlePath: bundle}
+	o := attest.Options{Image: f.ref, KeyRef: f.key, LockPath: f.lockPath, Fingerprint: f.fpPath, Role: "train", MlenvVersion: "test", BundlePath: bundle, CompressorID: builder.CompressorID}
 	if _, err := attest.Run(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}

@@ -1,28 +1,24 @@
 package verify
 
-// This file is verify's one door to images. It calls go-containerregistry
-// directly today; when the image package lands it becomes a thin call to
-// it (parse oci:/tar:/registry references, resolve once to a digest).
+// This file is verify's one door to images: the image package parses the
+// argument (oci:/tar:/registry) and resolves it once to a digest.
 
 import (
 	"context"
 	"fmt"
-	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/mlenv/mlenv/internal/netx"
+	"github.com/mlenv/mlenv/image"
 )
 
 // Target is an image resolved once: everything verify checks after this
 // is about Digest, never the reference it came from.
 type Target struct {
-	// Name is the repository ("host/team/train") or the local path.
+	// Name is the repository ("host/team/train"), or a local image's own
+	// name (see image.Resolved.Name): never a local path.
 	Name string
 	// Digest is the image's manifest digest.
 	Digest v1.Hash
@@ -37,11 +33,10 @@ type Target struct {
 	Created string
 }
 
-// RemoteOptions is what every registry call of verify uses: the Docker
-// keychain, the bounded netx transport, the caller's context.
+// RemoteOptions is what every registry call of verify uses: the image
+// package's (Docker keychain, the bounded netx transport, ctx), then extra.
 func RemoteOptions(ctx context.Context, extra ...remote.Option) []remote.Option {
-	return append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain),
-		remote.WithTransport(netx.Transport(netx.DefaultTimeouts))}, extra...)
+	return image.Options{Remote: extra}.RemoteOptions(ctx)
 }
 
 // IsDigestRef says whether a registry reference names a digest (what the
@@ -55,59 +50,30 @@ func IsDigestRef(ref string) bool {
 	return ok
 }
 
-// Resolve reads IMAGE (a registry reference, oci:DIR or tar:FILE) and
-// fixes its digest. A registry index is refused: verify one platform's
-// image by digest.
-func Resolve(ctx context.Context, image string, opts []remote.Option) (*Target, error) {
-	var img v1.Image
-	t := &Target{}
-	switch {
-	case strings.HasPrefix(image, "oci:"):
-		dir := strings.TrimPrefix(image, "oci:")
-		lp, err := layout.FromPath(dir)
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: not an OCI image layout: %w", image, err)
-		}
-		idx, err := lp.ImageIndex()
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", image, err)
-		}
-		im, err := idx.IndexManifest()
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", image, err)
-		}
-		if len(im.Manifests) != 1 || im.Manifests[0].MediaType.IsIndex() {
-			return nil, fmt.Errorf("%s holds %d entries or an index; verify needs exactly one image", image, len(im.Manifests))
-		}
-		if img, err = idx.Image(im.Manifests[0].Digest); err != nil {
-			return nil, fmt.Errorf("reading %s: %w", image, err)
-		}
-		t.Name = dir
-	case strings.HasPrefix(image, "tar:"):
-		file := strings.TrimPrefix(image, "tar:")
-		var err error
-		if img, err = tarball.ImageFromPath(file, nil); err != nil {
-			return nil, fmt.Errorf("reading %s: %w", image, err)
-		}
-		t.Name = file
-	default:
-		ref, err := name.ParseReference(image)
-		if err != nil {
-			return nil, fmt.Errorf("image %q is not a registry reference, oci:DIR or tar:FILE: %w", image, err)
-		}
-		desc, err := remote.Get(ref, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("resolving %s: %w", image, err)
-		}
-		if desc.MediaType.IsIndex() {
-			return nil, fmt.Errorf("%s is a multi-platform index (%s): verify each platform's image by digest", image, desc.Digest)
-		}
-		if img, err = desc.Image(); err != nil {
-			return nil, fmt.Errorf("reading %s: %w", image, err)
-		}
-		d := ref.Context().Digest(desc.Digest.String())
-		t.Ref, t.Name = &d, ref.Context().String()
+// Resolve reads IMAGE (a registry reference, oci:DIR[:TAG] or tar:FILE)
+// through the image package and fixes its digest once. A multi-platform
+// index is refused: verify one platform's image by digest.
+func Resolve(ctx context.Context, arg string, opts []remote.Option) (*Target, error) {
+	ref, err := image.Parse(arg)
+	if err != nil {
+		return nil, err
 	}
+	res, err := image.Resolve(ctx, ref, image.Options{Remote: opts})
+	if err != nil {
+		return nil, err
+	}
+	if res.IsIndex() {
+		return nil, fmt.Errorf("%s is a multi-platform index (%s): verify each platform's image by digest", arg, res.Digest())
+	}
+	img, err := res.Image("")
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", arg, err)
+	}
+	t := &Target{Name: res.Name()}
+	if d, ok := res.DigestRef(); ok {
+		t.Ref = &d
+	}
+	image := arg
 	dg, err := img.Digest()
 	if err != nil {
 		return nil, fmt.Errorf("digest of %s: %w", image, err)
