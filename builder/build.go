@@ -166,7 +166,11 @@ func buildPlatform(ctx context.Context, o Options, platform string, arts *artifa
 	if err != nil {
 		return nil, err
 	}
-	plans, err := planLayers(o, platform, arts)
+	links, err := baseSymlinks(o, base)
+	if err != nil {
+		return nil, err
+	}
+	plans, err := planLayers(o, platform, arts, newRedirector(links))
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +201,7 @@ func buildPlatform(ctx context.Context, o Options, platform string, arts *artifa
 	if err != nil {
 		return nil, err
 	}
-	if err := checkAcrossLayers(o, base, layers); err != nil {
+	if err := checkAcrossLayers(o, links, layers); err != nil {
 		return nil, err
 	}
 	epoch := Epoch(o.Lock)

@@ -49,22 +49,35 @@ func indexOf(t *tree) *linkIndex {
 	return ix
 }
 
-// checkAcrossLayers refuses a folder of ours that a lower layer made a
-// symlink, naming both packages.
-func checkAcrossLayers(o Options, base v1.Image, ours []*cachedLayer) error {
-	links := map[string]linkRef{}
+// baseSymlinks collects the symlinks of the base image's layers (a later
+// layer's link replaces an earlier one at the same path).
+func baseSymlinks(o Options, base v1.Image) (map[string]string, error) {
+	links := map[string]string{}
 	baseLayers, err := base.Layers()
 	if err != nil {
-		return fmt.Errorf("base %s: %w", o.Lock.Base.Ref, err)
+		return nil, fmt.Errorf("base %s: %w", o.Lock.Base.Ref, err)
 	}
 	for _, l := range baseLayers {
 		bl, err := baseLinks(o, l)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for p, t := range bl {
-			links[p] = linkRef{Target: t, Owner: "the base image " + o.Lock.Base.Ref}
+			links[p] = t
 		}
+	}
+	return links, nil
+}
+
+// checkAcrossLayers refuses a folder of ours that a lower layer made a
+// symlink, naming both packages. Entries under the base image's links were
+// already written at the paths the links resolve to (see redirect.go), so
+// this catches links between mlenv's own layers, which are built in
+// parallel and never resolved through each other.
+func checkAcrossLayers(o Options, base map[string]string, ours []*cachedLayer) error {
+	links := map[string]linkRef{}
+	for p, t := range base {
+		links[p] = linkRef{Target: t, Owner: "the base image " + o.Lock.Base.Ref}
 	}
 	for _, l := range ours {
 		if l.index == nil {

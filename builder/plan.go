@@ -22,6 +22,8 @@ type layerPlan struct {
 	key       string
 	createdBy string
 	fill      func(t *tree) (finish func() error, cleanup func(), err error)
+	// redirect writes entries through the base image's symlinks.
+	redirect *redirector
 }
 
 // groupBySize puts each artifact of largeArtifact bytes or more in a group
@@ -42,14 +44,27 @@ func groupBySize[T any](items []T, size func(T) int64) [][]T {
 	return groups
 }
 
-func planLayers(o Options, platform string, arts *artifacts) ([]layerPlan, error) {
+func planLayers(o Options, platform string, arts *artifacts, redirect *redirector) ([]layerPlan, error) {
 	l := o.Lock
 	var plans []layerPlan
+	defer func() {
+		for i := range plans {
+			plans[i].redirect = redirect
+		}
+	}()
+	linksKey, err := redirect.key()
+	if err != nil {
+		return nil, err
+	}
 	// One budget for every archive of this image (see Limits).
 	bud := newBudget(o.Limits)
 	keyOf := func(kind string, inputs any) (string, error) {
-		return canon.SHA256(map[string]any{"format": layerFormat, "kind": kind, "epoch": Epoch(l).Unix(),
-			"compression": l.Compression, "inputs": inputs})
+		k := map[string]any{"format": layerFormat, "kind": kind, "epoch": Epoch(l).Unix(),
+			"compression": l.Compression, "inputs": inputs}
+		if linksKey != "" {
+			k["baseLinks"] = linksKey // entries land elsewhere on another base
+		}
+		return canon.SHA256(k)
 	}
 	// Debs, then wheels: large ones alone, the rest together.
 	addDebLayer := func(debs []lockfile.Deb) error {
@@ -215,6 +230,7 @@ func produce(o Options, p layerPlan, vs *verifiedSet) (*cachedLayer, error) {
 		}
 	}
 	t := newTree()
+	t.redirect = p.redirect
 	// Spool files sit beside the blobs (same file system, same cleanup
 	// rules) and are unlinked as soon as they are created.
 	t.tmpDir = filepath.Join(c.Dir, "blobs", "sha256")

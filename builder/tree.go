@@ -48,6 +48,8 @@ type tree struct {
 	tmpDir string
 	// closers run once the layer is written (or abandoned).
 	closers []func()
+	// redirect, when set, moves entries through the base's links.
+	redirect *redirector
 }
 
 func newTree() *tree { return &tree{entries: map[string]*entry{}} }
@@ -119,6 +121,21 @@ func composedPath(owner, p string) (string, error) {
 func (t *tree) add(e *entry) error {
 	if e.path == "" {
 		return nil // the root itself
+	}
+	if t.redirect != nil {
+		p, err := t.redirect.resolve(e.path, e.kind == kindDir)
+		if err != nil {
+			return &PathError{e.owner, e.path, err.Error()}
+		}
+		if e.kind == kindHard {
+			if e.link, err = t.redirect.resolve(e.link, false); err != nil {
+				return &PathError{e.owner, e.path, err.Error()}
+			}
+		}
+		if p == "" {
+			return nil // a folder that resolves to the root
+		}
+		e.path = p
 	}
 	parts := strings.Split(e.path, "/")
 	for i := 1; i < len(parts); i++ {
