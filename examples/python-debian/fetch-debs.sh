@@ -20,10 +20,13 @@ for spec in "${want[@]}"; do
   ls "${pkg}"_*"${ver}"_*.deb >/dev/null 2>&1 || missing+=("$spec")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  # apt-get download needs the package lists; as root, refresh them once.
-  if [ "$(id -u)" = 0 ] && [ -z "$(ls /var/lib/apt/lists/ 2>/dev/null | grep -v -e lock -e partial)" ]; then
-    apt-get update -qq
+  # apt-get download needs package lists that know the pinned versions: as
+  # root, refresh them when they are missing or too old to have them.
+  if ! apt-get download -qq "${missing[@]}" 2>/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq
+    fi
+    apt-get download -qq "${missing[@]}"
   fi
-  apt-get download -qq "${missing[@]}"
 fi
 ls -1 *.deb
