@@ -453,3 +453,74 @@ func TestWholeProcessTiming(t *testing.T) {
 	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
 	t.Logf("mlenv verify, whole process: median %s (min %s, max %s)", ds[3], ds[0], ds[6])
 }
+
+// TestCosignAttestedTrainingFingerprint: a training fingerprint attached
+// with cosign's statement generator for the custom type
+// https://mlenv.dev/fingerprint/v1 (the predicate is the bare
+// fingerprint, as `cosign attest --type ... --predicate fp.json` writes
+// it) is read as the training fingerprint: exact (which requires it)
+// allows, and "will it reproduce" compares against it.
+func TestCosignAttestedTrainingFingerprint(t *testing.T) {
+	f := setup(t)
+	preds := predicates(t, f)
+	bare, err := os.ReadFile(f.fpPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cosignAttach(t, f, f.digest, map[string][]byte{"slsaprovenance1": preds[verify.PredicateTypes[verify.KindProvenance]],
+		"spdxjson": preds[attest.SPDXPredicateType], fingerprint.PredicateType: bare})
+	wantTrainingFromCosign(t, f)
+}
+
+// TestCosignCLIAttestedTrainingFingerprint runs the cosign CLI itself.
+func TestCosignCLIAttestedTrainingFingerprint(t *testing.T) {
+	cosignBin, err := exec.LookPath("cosign")
+	if err != nil {
+		t.Skip("the cosign CLI is not on PATH: TestCosignAttestedTrainingFingerprint covers the same shape through cosign's library")
+	}
+	f := setup(t)
+	dir := t.TempDir()
+	for typ, pred := range predicates(t, f) {
+		cosignType := map[string]string{verify.PredicateTypes[verify.KindProvenance]: "slsaprovenance1", attest.SPDXPredicateType: "spdxjson"}[typ]
+		if cosignType == "" {
+			continue // the fingerprint goes in as cosign users write it: below
+		}
+		p := filepath.Join(dir, cosignType+".json")
+		os.WriteFile(p, pred, 0o644)
+		cosignAttest(t, cosignBin, f, cosignType, p)
+	}
+	cosignAttest(t, cosignBin, f, fingerprint.PredicateType, f.fpPath)
+	wantTrainingFromCosign(t, f)
+}
+
+func cosignAttest(t *testing.T, bin string, f *fixture, typ, pred string) {
+	t.Helper()
+	cmd := exec.Command(bin, "attest", "--yes", "--key", f.key, "--type", typ, "--predicate", pred,
+		"--tlog-upload=false", "--allow-http-registry", f.digest.String())
+	cmd.Env = append(os.Environ(), "COSIGN_PASSWORD=pw")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cosign attest --type %s: %v\n%s", typ, err, out)
+	}
+}
+
+func wantTrainingFromCosign(t *testing.T, f *fixture) {
+	t.Helper()
+	v := f.verifier(t, verify.ExactPolicy())
+	res := run(t, v, verify.Request{Image: f.ref, Host: h200(t)})
+	wantDecision(t, res, verify.Allow)
+	wantCheck(t, res, "statement.training", verify.Pass, f.pub)
+	wantCheck(t, res, "reproduce", verify.Pass, "same GPU")
+	// The fingerprint really is the training host's: a host without
+	// AVX-512 differs from it and exact denies.
+	noAVX := h200(t)
+	var kept []string
+	for _, ft := range noAVX.CPU.NumericsFeatures {
+		if !strings.HasPrefix(ft, "AVX512") {
+			kept = append(kept, ft)
+		}
+	}
+	noAVX.CPU.NumericsFeatures = kept
+	res = run(t, v, verify.Request{Image: f.ref, Host: noAVX})
+	wantDecision(t, res, verify.Deny)
+	wantCheck(t, res, "reproduce.cpu.numericsFeatures.AVX512F", verify.Fail, "AVX512F")
+}

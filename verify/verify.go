@@ -145,7 +145,7 @@ func (v *Verifier) Verify(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	res.Digest = t.Digest.String()
-	var envs []envelope
+	var envs []attest.Envelope
 	switch {
 	case req.BundlePath != "":
 		envs, err = bundleEnvelopes(req.BundlePath)
@@ -338,21 +338,15 @@ func (v *Verifier) policyChecks(t *Target, ev *Evidence) []Check {
 	return out
 }
 
-// trainingFingerprint reads the fingerprint predicate and checks that its
-// id matches its content (an edited fingerprint must not pass as signed
-// training data; the signature covers the bytes, this covers the id).
+// trainingFingerprint reads the fingerprint predicate (mlenv's shape or
+// the bare fingerprint cosign attest writes) and checks that its id
+// matches its content.
 func trainingFingerprint(pred json.RawMessage) (*fingerprint.Fingerprint, error) {
-	var fp attest.FingerprintPredicate
-	if err := json.Unmarshal(pred, &fp); err != nil {
-		return nil, fmt.Errorf("the fingerprint predicate does not parse: %w", err)
+	p, err := attest.ReadFingerprintPredicate(pred)
+	if err != nil {
+		return nil, err
 	}
-	if fp.Fingerprint == nil || fp.Fingerprint.Version != fingerprint.SchemaVersion {
-		return nil, fmt.Errorf("the fingerprint predicate holds no version-%d fingerprint", fingerprint.SchemaVersion)
-	}
-	if got := fp.Fingerprint.ComputeID(); got != fp.Fingerprint.ID {
-		return nil, fmt.Errorf("the training fingerprint's id %s does not match its content (%s)", fp.Fingerprint.ID, got)
-	}
-	return fp.Fingerprint, nil
+	return p.Fingerprint, nil
 }
 
 func (v *Verifier) ruleChecks(ctx context.Context, t *Target, ev *Evidence, host *fingerprint.Fingerprint) []Check {
