@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -48,6 +49,22 @@ type fixture struct {
 	delay                atomic.Int64 // nanoseconds added to every registry answer
 	registryRequests     atomic.Int64
 	lockDigest, otherPub string
+
+	pathsMu sync.Mutex
+	paths   []string // "METHOD /v2/..." of every registry request, in order
+}
+
+// requestsSince lists the registry requests made after the first n.
+func (f *fixture) requestsSince(n int) []string {
+	f.pathsMu.Lock()
+	defer f.pathsMu.Unlock()
+	return append([]string(nil), f.paths[n:]...)
+}
+
+func (f *fixture) requestCount() int {
+	f.pathsMu.Lock()
+	defer f.pathsMu.Unlock()
+	return len(f.paths)
 }
 
 func h200(t testing.TB) *fingerprint.Fingerprint {
@@ -70,6 +87,9 @@ func setup(t testing.TB) *fixture {
 	f.host = testutil.Registry(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			f.registryRequests.Add(1)
+			f.pathsMu.Lock()
+			f.paths = append(f.paths, r.Method+" "+r.URL.Path)
+			f.pathsMu.Unlock()
 			if f.down.Load() {
 				http.Error(w, "down", http.StatusServiceUnavailable)
 				return
@@ -505,11 +525,15 @@ func cosignAttest(t *testing.T, bin string, f *fixture, typ, pred string) {
 
 func wantTrainingFromCosign(t *testing.T, f *fixture) {
 	t.Helper()
-	v := f.verifier(t, verify.ExactPolicy())
+	p := verify.ExactPolicy()
+	// The example policy's rule reads training.fingerprint whoever wrote it.
+	p.Rules = []verify.Rule{{Name: "trained-on-h200", Expr: `training != null && training.fingerprint.gpu.devices.all(d, d.name == "NVIDIA H200")`}}
+	v := f.verifier(t, p)
 	res := run(t, v, verify.Request{Image: f.ref, Host: h200(t)})
 	wantDecision(t, res, verify.Allow)
 	wantCheck(t, res, "statement.training", verify.Pass, f.pub)
 	wantCheck(t, res, "reproduce", verify.Pass, "same GPU")
+	wantCheck(t, res, "rule.trained-on-h200", verify.Pass, "true")
 	// The fingerprint really is the training host's: a host without
 	// AVX-512 differs from it and exact denies.
 	noAVX := h200(t)

@@ -358,7 +358,7 @@ func (v *Verifier) ruleChecks(ctx context.Context, t *Target, ev *Evidence, host
 			"created": t.Created, "architecture": t.Arch},
 		"provenance": predicateValue(ev, KindProvenance),
 		"sbom":       predicateValue(ev, KindSBOM),
-		"training":   predicateValue(ev, KindTraining),
+		"training":   trainingValue(ev),
 		"runtime":    nil,
 	}
 	if host != nil {
@@ -394,6 +394,21 @@ func predicateValue(ev *Evidence, kind string) any {
 		return nil
 	}
 	return v
+}
+
+// trainingValue is the training predicate as rules see it: always
+// {role, fingerprint}, whether mlenv or `cosign attest` (a bare
+// fingerprint) wrote it, so that one rule reads both.
+func trainingValue(ev *Evidence) any {
+	s := ev.Statements[KindTraining]
+	if s == nil {
+		return nil
+	}
+	p, err := attest.ReadFingerprintPredicate(s.Predicate)
+	if err != nil {
+		return nil
+	}
+	return jsonValue(p)
 }
 
 func jsonValue(x any) any {
