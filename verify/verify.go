@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/mlenv/mlenv/attest"
 	"github.com/mlenv/mlenv/fingerprint"
+	"github.com/mlenv/mlenv/internal/netx"
 )
 
 // ResultSchemaVersion versions the JSON of Result (README, "mlenv verify
@@ -98,6 +100,11 @@ type Verifier struct {
 	pinned map[string][]Key
 	policy *Policy
 	rules  []compiledRule
+	// transport is shared by every registry call of this verifier, so
+	// that connections (and TLS sessions) to a registry are reused across
+	// verifications and webhook requests instead of a new transport, and
+	// a new connection, each time.
+	transport http.RoundTripper
 	// RemoteOptions are added to every registry call (tests: transports).
 	RemoteOptions []remote.Option
 	// Now is the clock for maxAge (default time.Now).
@@ -117,7 +124,14 @@ func NewVerifier(keys []Key, p *Policy) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Verifier{keys: keys, pinned: pinned, policy: p, rules: rules, Now: time.Now}, nil
+	return &Verifier{keys: keys, pinned: pinned, policy: p, rules: rules, Now: time.Now, transport: netx.Transport(netx.Timeouts{})}, nil
+}
+
+// RemoteOptionsFor is the registry options of one call: the image
+// package's (keychain, ctx), this verifier's shared bounded transport,
+// then v.RemoteOptions (tests may replace the transport).
+func (v *Verifier) RemoteOptionsFor(ctx context.Context) []remote.Option {
+	return RemoteOptions(ctx, append([]remote.Option{remote.WithTransport(v.transport)}, v.RemoteOptions...)...)
 }
 
 // Policy is the verifier's policy.
@@ -139,7 +153,7 @@ type Request struct {
 // a denial (exit 2), never as an allow.
 func (v *Verifier) Verify(ctx context.Context, req Request) (*Result, error) {
 	res := &Result{SchemaVersion: ResultSchemaVersion, Image: req.Image, Policy: v.policy.Name, Checks: []Check{}}
-	opts := RemoteOptions(ctx, v.RemoteOptions...)
+	opts := v.RemoteOptionsFor(ctx)
 	t, err := Resolve(ctx, req.Image, opts)
 	if err != nil {
 		return nil, err
