@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -29,6 +28,9 @@ const (
 	KindImage       = "image"
 	KindFingerprint = "fingerprint"
 	KindBundle      = "bundle"
+	// KindAttestations: the statements attached to a registry image
+	// (mlenv diff --attestations).
+	KindAttestations = "attestations"
 )
 
 // Package ecosystems.
@@ -89,7 +91,11 @@ type Description struct {
 	Config   *Config
 	// LockFiles are a lock's file sets: destination -> tree sha256.
 	LockFiles map[string]string
-	Host      *fingerprint.Fingerprint
+	// LockDigest is the sha256 of the lock the environment comes from: a
+	// lock's own bytes, an image's dev.mlenv.lock.digest label, or a
+	// provenance statement's externalParameters.lock.digest.
+	LockDigest string
+	Host       *fingerprint.Fingerprint
 
 	image v1.Image
 }
@@ -108,13 +114,11 @@ func Load(ctx context.Context, arg, platform string) (*Description, error) {
 	if strings.HasPrefix(arg, "oci:") || strings.HasPrefix(arg, "tar:") {
 		return loadImage(ctx, arg, arg, platform)
 	}
+	if isRegistryArg(arg) {
+		return loadImage(ctx, arg, arg, platform)
+	}
 	st, err := os.Stat(arg)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) && !looksLikePath(arg) {
-			if _, perr := name.ParseReference(arg); perr == nil {
-				return loadImage(ctx, arg, arg, platform)
-			}
-		}
 		return nil, fmt.Errorf("reading %s: %w", arg, err)
 	}
 	if st.IsDir() {
@@ -147,6 +151,19 @@ func Load(ctx context.Context, arg, platform string) (*Description, error) {
 	return Parse(arg, append(head, rest...))
 }
 
+// isRegistryArg: no such file, not written like a path, and a valid
+// registry reference.
+func isRegistryArg(arg string) bool {
+	if strings.HasPrefix(arg, "oci:") || strings.HasPrefix(arg, "tar:") || looksLikePath(arg) {
+		return false
+	}
+	if _, err := os.Stat(arg); !errors.Is(err, os.ErrNotExist) {
+		return false
+	}
+	_, err := name.ParseReference(arg)
+	return err == nil
+}
+
 // looksLikePath: an argument that names a file, never a registry
 // reference, so that a typo in a path says "no such file".
 func looksLikePath(arg string) bool {
@@ -177,6 +194,7 @@ func loadImage(ctx context.Context, source, ref, platform string) (*Description,
 	}
 	c := cf.Config
 	d.Config = &Config{Env: envMap(c.Env), Entrypoint: c.Entrypoint, Cmd: c.Cmd, Workdir: c.WorkingDir, User: c.User, Labels: c.Labels}
+	d.LockDigest = c.Labels[labelLockDigest]
 	return d, nil
 }
 
@@ -246,7 +264,7 @@ func Parse(source string, data []byte) (*Description, error) {
 		if err := json.Unmarshal(data, &b); err != nil || b.MediaType != attest.BundleMediaType {
 			return nil, fmt.Errorf("%s: not an mlenv bundle (media type must be %s)", source, attest.BundleMediaType)
 		}
-		return fromBundle(source, &b)
+		return fromStatements(source, KindBundle, b.Digest, attest.BundleEnvelopes(source, &b))
 	case probe["gpu"] != nil && probe["cpu"] != nil:
 		var fp fingerprint.Fingerprint
 		if err := json.Unmarshal(data, &fp); err != nil {
@@ -287,49 +305,9 @@ func fromLock(source string, l *lockfile.Lock, data []byte) *Description {
 	}
 	sum := sha256.Sum256(data)
 	labels[labelLockDigest] = "sha256:" + hex.EncodeToString(sum[:])
+	d.LockDigest = labels[labelLockDigest]
 	d.Config = &Config{Env: envMap(c.Env), Entrypoint: c.Entrypoint, Cmd: c.Cmd, Workdir: c.Workdir, User: c.User, Labels: labels}
 	return d
-}
-
-// fromBundle reads the statements of a bundle: SBOM packages (with their
-// checksums), the provenance's locked artifacts, and a host fingerprint.
-// Signatures are not checked here: that is verify's job.
-func fromBundle(source string, b *attest.Bundle) (*Description, error) {
-	d := &Description{Source: source, Kind: KindBundle, Digest: b.Digest}
-	for i, a := range b.Attestations {
-		var env struct {
-			Payload string `json:"payload"`
-		}
-		if err := json.Unmarshal(a.Envelope, &env); err != nil {
-			return nil, fmt.Errorf("%s: attestation %d: not a DSSE envelope: %w", source, i, err)
-		}
-		raw, err := base64.StdEncoding.DecodeString(env.Payload)
-		if err != nil {
-			return nil, fmt.Errorf("%s: attestation %d: payload is not base64: %w", source, i, err)
-		}
-		var st struct {
-			PredicateType string          `json:"predicateType"`
-			Predicate     json.RawMessage `json:"predicate"`
-		}
-		if err := json.Unmarshal(raw, &st); err != nil {
-			return nil, fmt.Errorf("%s: attestation %d: not an in-toto statement: %w", source, i, err)
-		}
-		switch st.PredicateType {
-		case attest.SPDXPredicateType:
-			pkgs, err := sbomPackages(st.Predicate)
-			if err != nil {
-				return nil, fmt.Errorf("%s: attestation %d (SBOM): %w", source, i, err)
-			}
-			d.Packages = pkgs
-		case fingerprint.PredicateType:
-			var p attest.FingerprintPredicate
-			if err := json.Unmarshal(st.Predicate, &p); err != nil || p.Fingerprint == nil {
-				return nil, fmt.Errorf("%s: attestation %d: unreadable fingerprint predicate", source, i)
-			}
-			d.Host = p.Fingerprint
-		}
-	}
-	return d, nil
 }
 
 // sbomPackages reads packages from an SPDX 2.3 document by their package

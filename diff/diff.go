@@ -150,6 +150,13 @@ func Compare(a, b *Description, o Options) (*Result, error) {
 		add(SectionConfig, fs)
 	}
 
+	// Statements (a bundle, an image's attached statements) carry the lock
+	// digest in their provenance and have no config: compared here. Two
+	// configs compare it as the label above.
+	if o.wants(SectionConfig) && a.LockDigest != "" && b.LockDigest != "" && (a.Config == nil || b.Config == nil) {
+		add(SectionConfig, appendChange(nil, SectionConfig, "lock.digest", a.LockDigest, b.LockDigest, "the mlenv.lock each was built from"))
+	}
+
 	if o.wants(SectionLayers) && a.Image() != nil && b.Image() != nil {
 		la, err := a.Layers()
 		if err != nil {

@@ -71,6 +71,7 @@ func TestBundleAgainstLockAndHost(t *testing.T) {
 			"externalRefs": []any{map[string]string{"referenceType": "purl", "referenceLocator": "pkg:deb/debian/mlenv-hello-data@1.0-1?arch=all"}}},
 	}}
 	train := gpuHost(8, "NVIDIA H100 80GB HBM3", "Hopper", "9.0", "550.54.15", "12.4")
+	train.ID = train.ComputeID() // as mlenv fingerprint writes it; an id that does not match is refused
 	b, _ := json.Marshal(attest.Bundle{MediaType: attest.BundleMediaType, Image: "x", Digest: "sha256:" + strings.Repeat("a", 64),
 		Attestations: []attest.Signed{
 			statement(t, attest.SPDXPredicateType, sbom),

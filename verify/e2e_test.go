@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -48,6 +49,22 @@ type fixture struct {
 	delay                atomic.Int64 // nanoseconds added to every registry answer
 	registryRequests     atomic.Int64
 	lockDigest, otherPub string
+
+	pathsMu sync.Mutex
+	paths   []string // "METHOD /v2/..." of every registry request, in order
+}
+
+// requestsSince lists the registry requests made after the first n.
+func (f *fixture) requestsSince(n int) []string {
+	f.pathsMu.Lock()
+	defer f.pathsMu.Unlock()
+	return append([]string(nil), f.paths[n:]...)
+}
+
+func (f *fixture) requestCount() int {
+	f.pathsMu.Lock()
+	defer f.pathsMu.Unlock()
+	return len(f.paths)
 }
 
 func h200(t testing.TB) *fingerprint.Fingerprint {
@@ -70,6 +87,9 @@ func setup(t testing.TB) *fixture {
 	f.host = testutil.Registry(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			f.registryRequests.Add(1)
+			f.pathsMu.Lock()
+			f.paths = append(f.paths, r.Method+" "+r.URL.Path)
+			f.pathsMu.Unlock()
 			if f.down.Load() {
 				http.Error(w, "down", http.StatusServiceUnavailable)
 				return
@@ -452,4 +472,79 @@ func TestWholeProcessTiming(t *testing.T) {
 	}
 	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
 	t.Logf("mlenv verify, whole process: median %s (min %s, max %s)", ds[3], ds[0], ds[6])
+}
+
+// TestCosignAttestedTrainingFingerprint: a training fingerprint attached
+// with cosign's statement generator for the custom type
+// https://mlenv.dev/fingerprint/v1 (the predicate is the bare
+// fingerprint, as `cosign attest --type ... --predicate fp.json` writes
+// it) is read as the training fingerprint: exact (which requires it)
+// allows, and "will it reproduce" compares against it.
+func TestCosignAttestedTrainingFingerprint(t *testing.T) {
+	f := setup(t)
+	preds := predicates(t, f)
+	bare, err := os.ReadFile(f.fpPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cosignAttach(t, f, f.digest, map[string][]byte{"slsaprovenance1": preds[verify.PredicateTypes[verify.KindProvenance]],
+		"spdxjson": preds[attest.SPDXPredicateType], fingerprint.PredicateType: bare})
+	wantTrainingFromCosign(t, f)
+}
+
+// TestCosignCLIAttestedTrainingFingerprint runs the cosign CLI itself.
+func TestCosignCLIAttestedTrainingFingerprint(t *testing.T) {
+	cosignBin, err := exec.LookPath("cosign")
+	if err != nil {
+		t.Skip("the cosign CLI is not on PATH: TestCosignAttestedTrainingFingerprint covers the same shape through cosign's library")
+	}
+	f := setup(t)
+	dir := t.TempDir()
+	for typ, pred := range predicates(t, f) {
+		cosignType := map[string]string{verify.PredicateTypes[verify.KindProvenance]: "slsaprovenance1", attest.SPDXPredicateType: "spdxjson"}[typ]
+		if cosignType == "" {
+			continue // the fingerprint goes in as cosign users write it: below
+		}
+		p := filepath.Join(dir, cosignType+".json")
+		os.WriteFile(p, pred, 0o644)
+		cosignAttest(t, cosignBin, f, cosignType, p)
+	}
+	cosignAttest(t, cosignBin, f, fingerprint.PredicateType, f.fpPath)
+	wantTrainingFromCosign(t, f)
+}
+
+func cosignAttest(t *testing.T, bin string, f *fixture, typ, pred string) {
+	t.Helper()
+	cmd := exec.Command(bin, "attest", "--yes", "--key", f.key, "--type", typ, "--predicate", pred,
+		"--tlog-upload=false", "--allow-http-registry", f.digest.String())
+	cmd.Env = append(os.Environ(), "COSIGN_PASSWORD=pw")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cosign attest --type %s: %v\n%s", typ, err, out)
+	}
+}
+
+func wantTrainingFromCosign(t *testing.T, f *fixture) {
+	t.Helper()
+	p := verify.ExactPolicy()
+	// The example policy's rule reads training.fingerprint whoever wrote it.
+	p.Rules = []verify.Rule{{Name: "trained-on-h200", Expr: `training != null && training.fingerprint.gpu.devices.all(d, d.name == "NVIDIA H200")`}}
+	v := f.verifier(t, p)
+	res := run(t, v, verify.Request{Image: f.ref, Host: h200(t)})
+	wantDecision(t, res, verify.Allow)
+	wantCheck(t, res, "statement.training", verify.Pass, f.pub)
+	wantCheck(t, res, "reproduce", verify.Pass, "same GPU")
+	wantCheck(t, res, "rule.trained-on-h200", verify.Pass, "true")
+	// The fingerprint really is the training host's: a host without
+	// AVX-512 differs from it and exact denies.
+	noAVX := h200(t)
+	var kept []string
+	for _, ft := range noAVX.CPU.NumericsFeatures {
+		if !strings.HasPrefix(ft, "AVX512") {
+			kept = append(kept, ft)
+		}
+	}
+	noAVX.CPU.NumericsFeatures = kept
+	res = run(t, v, verify.Request{Image: f.ref, Host: noAVX})
+	wantDecision(t, res, verify.Deny)
+	wantCheck(t, res, "reproduce.cpu.numericsFeatures.AVX512F", verify.Fail, "AVX512F")
 }

@@ -16,16 +16,6 @@ func FuzzParsePolicy(f *testing.F) {
 	})
 }
 
-func FuzzDecodeEnvelope(f *testing.F) {
-	f.Add([]byte(`{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}`))
-	f.Add([]byte(`{"payloadType":"text/plain"}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if h, err := decodeEnvelope(b); err == nil && h == nil {
-			t.Error("nil statement without an error")
-		}
-	})
-}
-
 func FuzzGPUCodeFromSBOM(f *testing.F) {
 	f.Add([]byte(`{"packages":[{"annotations":[{"comment":"mlenv.cuda.v1: {\"summary\":{\"sass\":[\"sm_90\"],\"ptx\":[]},\"cudaRuntime\":[{\"version\":\"12.8\"}]}"}]}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {

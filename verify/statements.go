@@ -2,7 +2,6 @@ package verify
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,10 +42,10 @@ func kindOf(predicateType string) string {
 	return ""
 }
 
-// Bounds on what a registry or a bundle may hand us.
+// Bounds on what a bundle may hand us (the registry's are attest's).
 const (
 	maxBundleBytes = 64 << 20
-	maxEnvelopes   = 256
+	maxEnvelopes   = attest.MaxAttached
 )
 
 // Statement is one verified statement.
@@ -78,45 +77,15 @@ type Evidence struct {
 	Found   int      `json:"found"`
 }
 
-// envelope is one DSSE envelope and where it came from.
-type envelope struct {
-	raw    []byte
-	origin string
-}
-
-// registryEnvelopes reads the attestations stored beside the digest the
-// way cosign stores them (the sha256-<hex>.att manifest), whoever wrote
-// them: mlenv or the cosign CLI. No attestations is not an error.
-func registryEnvelopes(t *Target, opts []remote.Option) ([]envelope, error) {
-	ropt := ociremote.WithRemoteOptions(opts...)
-	tag, err := ociremote.AttestationTag(*t.Ref, ropt)
-	if err != nil {
-		return nil, err
-	}
-	sigs, err := ociremote.Signatures(tag, ropt)
-	if err != nil {
-		return nil, fmt.Errorf("reading attestations %s: %w", tag, err)
-	}
-	list, err := sigs.Get()
-	if err != nil {
-		return nil, fmt.Errorf("reading attestations %s: %w", tag, err)
-	}
-	if len(list) > maxEnvelopes {
-		return nil, fmt.Errorf("%s holds %d attestations, more than the %d verify reads", tag, len(list), maxEnvelopes)
-	}
-	var out []envelope
-	for i, s := range list {
-		p, err := s.Payload()
-		if err != nil {
-			return nil, fmt.Errorf("reading attestation %d of %s: %w", i+1, tag, err)
-		}
-		out = append(out, envelope{raw: p, origin: tag.String()})
-	}
-	return out, nil
+// registryEnvelopes reads the attestations stored beside the digest
+// (attest.ReadAttached: cosign's layout, whoever wrote them). No
+// attestations is not an error.
+func registryEnvelopes(t *Target, opts []remote.Option) ([]attest.Envelope, error) {
+	return attest.ReadAttached(*t.Ref, opts...)
 }
 
 // bundleEnvelopes reads an mlenv bundle file (bounded in size).
-func bundleEnvelopes(path string) ([]envelope, error) {
+func bundleEnvelopes(path string) ([]attest.Envelope, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("--bundle: %w", err)
@@ -131,47 +100,10 @@ func bundleEnvelopes(path string) ([]envelope, error) {
 	if len(b.Attestations) > maxEnvelopes {
 		return nil, fmt.Errorf("--bundle %s: %d attestations, more than the %d verify reads", path, len(b.Attestations), maxEnvelopes)
 	}
-	var out []envelope
-	for _, a := range b.Attestations {
-		out = append(out, envelope{raw: a.Envelope, origin: path})
-	}
-	return out, nil
+	return attest.BundleEnvelopes(path, b), nil
 }
 
-// statementHead is the unverified view of a payload, read only to name
-// the statement in messages and to pick the keys pinned for its type.
-type statementHead struct {
-	Type          string `json:"_type"`
-	PredicateType string `json:"predicateType"`
-	Subject       []struct {
-		Digest map[string]string `json:"digest"`
-	} `json:"subject"`
-	Predicate json.RawMessage `json:"predicate"`
-}
-
-func decodeEnvelope(raw []byte) (*statementHead, error) {
-	var env struct {
-		PayloadType string `json:"payloadType"`
-		Payload     string `json:"payload"`
-	}
-	if err := json.Unmarshal(raw, &env); err != nil {
-		return nil, fmt.Errorf("not a DSSE envelope: %w", err)
-	}
-	if env.PayloadType != attest.PayloadType {
-		return nil, fmt.Errorf("payload type %q, want %s", env.PayloadType, attest.PayloadType)
-	}
-	p, err := base64.StdEncoding.DecodeString(env.Payload)
-	if err != nil {
-		return nil, fmt.Errorf("payload is not base64: %w", err)
-	}
-	var h statementHead
-	if err := json.Unmarshal(p, &h); err != nil {
-		return nil, fmt.Errorf("payload is not an in-toto statement: %w", err)
-	}
-	return &h, nil
-}
-
-func (h *statementHead) names(digest v1.Hash) bool {
+func names(h *attest.StatementView, digest v1.Hash) bool {
 	for _, s := range h.Subject {
 		if s.Digest[digest.Algorithm] == digest.Hex {
 			return true
@@ -190,12 +122,12 @@ var knownStatementTypes = map[string]bool{
 // checkEnvelopes verifies each envelope with cosign's own verification
 // (DSSE signature by a trusted key, a subject naming the digest) and
 // keeps the verified statements by kind.
-func checkEnvelopes(ctx context.Context, envs []envelope, digest v1.Hash, keys []Key, pinned map[string][]Key) *Evidence {
+func checkEnvelopes(ctx context.Context, envs []attest.Envelope, digest v1.Hash, keys []Key, pinned map[string][]Key) *Evidence {
 	ev := &Evidence{Statements: map[string]*Statement{}, Found: len(envs)}
 	for _, e := range envs {
-		h, err := decodeEnvelope(e.raw)
+		h, err := attest.DecodeEnvelope(e.Raw)
 		if err != nil {
-			ev.Rejected = append(ev.Rejected, Rejected{Origin: e.origin, Reason: err.Error()})
+			ev.Rejected = append(ev.Rejected, Rejected{Origin: e.Origin, Reason: err.Error()})
 			continue
 		}
 		kind := kindOf(h.PredicateType)
@@ -203,9 +135,9 @@ func checkEnvelopes(ctx context.Context, envs []envelope, digest v1.Hash, keys [
 		if p, ok := pinned[kind]; ok {
 			cands = p
 		}
-		att, err := static.NewAttestation(e.raw, static.WithLayerMediaType(ctypes.DssePayloadType))
+		att, err := static.NewAttestation(e.Raw, static.WithLayerMediaType(ctypes.DssePayloadType))
 		if err != nil {
-			ev.Rejected = append(ev.Rejected, Rejected{PredicateType: h.PredicateType, Origin: e.origin, Reason: err.Error()})
+			ev.Rejected = append(ev.Rejected, Rejected{PredicateType: h.PredicateType, Origin: e.Origin, Reason: err.Error()})
 			continue
 		}
 		var by *Key
@@ -221,21 +153,21 @@ func checkEnvelopes(ctx context.Context, envs []envelope, digest v1.Hash, keys [
 		}
 		if by == nil {
 			reason := fmt.Sprintf("signature does not verify with %s: %v", keyList(cands, kind, pinned), lastErr)
-			if !h.names(digest) {
+			if !names(h, digest) {
 				reason = fmt.Sprintf("statement is about %s, not this image (%s)", subjectList(h), digest)
 			}
-			ev.Rejected = append(ev.Rejected, Rejected{PredicateType: h.PredicateType, Origin: e.origin, Reason: reason})
+			ev.Rejected = append(ev.Rejected, Rejected{PredicateType: h.PredicateType, Origin: e.Origin, Reason: reason})
 			continue
 		}
 		if !knownStatementTypes[h.Type] {
-			ev.Rejected = append(ev.Rejected, Rejected{PredicateType: h.PredicateType, Origin: e.origin, Reason: fmt.Sprintf("statement _type %q is not in-toto Statement v1 or v0.1", h.Type)})
+			ev.Rejected = append(ev.Rejected, Rejected{PredicateType: h.PredicateType, Origin: e.Origin, Reason: fmt.Sprintf("statement _type %q is not in-toto Statement v1 or v0.1", h.Type)})
 			continue
 		}
 		if kind == "" {
 			ev.Ignored = append(ev.Ignored, h.PredicateType)
 			continue
 		}
-		ev.Statements[kind] = &Statement{Kind: kind, PredicateType: h.PredicateType, Predicate: h.Predicate, KeyID: by.ID, KeySource: by.Source, Origin: e.origin}
+		ev.Statements[kind] = &Statement{Kind: kind, PredicateType: h.PredicateType, Predicate: h.Predicate, KeyID: by.ID, KeySource: by.Source, Origin: e.Origin}
 	}
 	return ev
 }
@@ -252,7 +184,7 @@ func keyList(keys []Key, kind string, pinned map[string][]Key) string {
 	return what + " (" + strings.Join(s, ", ") + ")"
 }
 
-func subjectList(h *statementHead) string {
+func subjectList(h *attest.StatementView) string {
 	var s []string
 	for _, sub := range h.Subject {
 		for alg, hex := range sub.Digest {

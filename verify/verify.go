@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/mlenv/mlenv/attest"
 	"github.com/mlenv/mlenv/fingerprint"
+	"github.com/mlenv/mlenv/internal/netx"
 )
 
 // ResultSchemaVersion versions the JSON of Result (README, "mlenv verify
@@ -98,6 +100,11 @@ type Verifier struct {
 	pinned map[string][]Key
 	policy *Policy
 	rules  []compiledRule
+	// transport is shared by every registry call of this verifier, so
+	// that connections (and TLS sessions) to a registry are reused across
+	// verifications and webhook requests instead of a new transport, and
+	// a new connection, each time.
+	transport http.RoundTripper
 	// RemoteOptions are added to every registry call (tests: transports).
 	RemoteOptions []remote.Option
 	// Now is the clock for maxAge (default time.Now).
@@ -117,7 +124,14 @@ func NewVerifier(keys []Key, p *Policy) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Verifier{keys: keys, pinned: pinned, policy: p, rules: rules, Now: time.Now}, nil
+	return &Verifier{keys: keys, pinned: pinned, policy: p, rules: rules, Now: time.Now, transport: netx.Transport(netx.Timeouts{})}, nil
+}
+
+// RemoteOptionsFor is the registry options of one call: the image
+// package's (keychain, ctx), this verifier's shared bounded transport,
+// then v.RemoteOptions (tests may replace the transport).
+func (v *Verifier) RemoteOptionsFor(ctx context.Context) []remote.Option {
+	return RemoteOptions(ctx, append([]remote.Option{remote.WithTransport(v.transport)}, v.RemoteOptions...)...)
 }
 
 // Policy is the verifier's policy.
@@ -139,13 +153,13 @@ type Request struct {
 // a denial (exit 2), never as an allow.
 func (v *Verifier) Verify(ctx context.Context, req Request) (*Result, error) {
 	res := &Result{SchemaVersion: ResultSchemaVersion, Image: req.Image, Policy: v.policy.Name, Checks: []Check{}}
-	opts := RemoteOptions(ctx, v.RemoteOptions...)
+	opts := v.RemoteOptionsFor(ctx)
 	t, err := Resolve(ctx, req.Image, opts)
 	if err != nil {
 		return nil, err
 	}
 	res.Digest = t.Digest.String()
-	var envs []envelope
+	var envs []attest.Envelope
 	switch {
 	case req.BundlePath != "":
 		envs, err = bundleEnvelopes(req.BundlePath)
@@ -338,21 +352,15 @@ func (v *Verifier) policyChecks(t *Target, ev *Evidence) []Check {
 	return out
 }
 
-// trainingFingerprint reads the fingerprint predicate and checks that its
-// id matches its content (an edited fingerprint must not pass as signed
-// training data; the signature covers the bytes, this covers the id).
+// trainingFingerprint reads the fingerprint predicate (mlenv's shape or
+// the bare fingerprint cosign attest writes) and checks that its id
+// matches its content.
 func trainingFingerprint(pred json.RawMessage) (*fingerprint.Fingerprint, error) {
-	var fp attest.FingerprintPredicate
-	if err := json.Unmarshal(pred, &fp); err != nil {
-		return nil, fmt.Errorf("the fingerprint predicate does not parse: %w", err)
+	p, err := attest.ReadFingerprintPredicate(pred)
+	if err != nil {
+		return nil, err
 	}
-	if fp.Fingerprint == nil || fp.Fingerprint.Version != fingerprint.SchemaVersion {
-		return nil, fmt.Errorf("the fingerprint predicate holds no version-%d fingerprint", fingerprint.SchemaVersion)
-	}
-	if got := fp.Fingerprint.ComputeID(); got != fp.Fingerprint.ID {
-		return nil, fmt.Errorf("the training fingerprint's id %s does not match its content (%s)", fp.Fingerprint.ID, got)
-	}
-	return fp.Fingerprint, nil
+	return p.Fingerprint, nil
 }
 
 func (v *Verifier) ruleChecks(ctx context.Context, t *Target, ev *Evidence, host *fingerprint.Fingerprint) []Check {
@@ -364,7 +372,7 @@ func (v *Verifier) ruleChecks(ctx context.Context, t *Target, ev *Evidence, host
 			"created": t.Created, "architecture": t.Arch},
 		"provenance": predicateValue(ev, KindProvenance),
 		"sbom":       predicateValue(ev, KindSBOM),
-		"training":   predicateValue(ev, KindTraining),
+		"training":   trainingValue(ev),
 		"runtime":    nil,
 	}
 	if host != nil {
@@ -400,6 +408,21 @@ func predicateValue(ev *Evidence, kind string) any {
 		return nil
 	}
 	return v
+}
+
+// trainingValue is the training predicate as rules see it: always
+// {role, fingerprint}, whether mlenv or `cosign attest` (a bare
+// fingerprint) wrote it, so that one rule reads both.
+func trainingValue(ev *Evidence) any {
+	s := ev.Statements[KindTraining]
+	if s == nil {
+		return nil
+	}
+	p, err := attest.ReadFingerprintPredicate(s.Predicate)
+	if err != nil {
+		return nil
+	}
+	return jsonValue(p)
 }
 
 func jsonValue(x any) any {

@@ -16,7 +16,7 @@ import (
 
 func newDiffCmd() *cobra.Command {
 	var output, platform string
-	var files bool
+	var files, attached bool
 	var only, ignore []string
 	cmd := &cobra.Command{
 		Use:   "diff A B",
@@ -30,10 +30,15 @@ Sections (each shown only when it differs): base, packages, config, layers,
 files (with --files: path by path, streamed from the layers), host.
 Layers two images share (equal digests) are not read.
 
+With --attestations, a registry image stands for the statements attached to
+it (mlenv attest or cosign attest): their lock digest, SBOM packages and host
+fingerprint are compared, e.g. two releases, or a release against a host.
+
 Exit status: 0 same, 1 different, 2 error.`,
 		Example: `  mlenv diff mlenv.lock oci:./out
   mlenv diff oci:./old oci:./new --files
-  mlenv diff train-host.json serve-host.json --output json`,
+  mlenv diff train-host.json serve-host.json --output json
+  mlenv diff --attestations registry.example.com/team/train@sha256:... serve-host.json`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "text" && output != "json" {
@@ -44,11 +49,15 @@ Exit status: 0 same, 1 different, 2 error.`,
 				return exitCode(2, err)
 			}
 			ctx := cmd.Context()
-			a, err := diff.Load(ctx, args[0], platform)
+			load := diff.Load
+			if attached {
+				load = diff.LoadStatements
+			}
+			a, err := load(ctx, args[0], platform)
 			if err != nil {
 				return exitCode(2, fmt.Errorf("A: %w", err))
 			}
-			b, err := diff.Load(ctx, args[1], platform)
+			b, err := load(ctx, args[1], platform)
 			if err != nil {
 				return exitCode(2, fmt.Errorf("B: %w", err))
 			}
@@ -76,6 +85,7 @@ Exit status: 0 same, 1 different, 2 error.`,
 	cmd.Flags().BoolVar(&files, "files", false, "compare images path by path (added, removed, changed size, mode, owner, link target, content)")
 	cmd.Flags().StringSliceVar(&only, "only", nil, "compare only these sections (base, packages, config, layers, files, host)")
 	cmd.Flags().StringSliceVar(&ignore, "ignore", nil, "leave these sections out")
+	cmd.Flags().BoolVar(&attached, "attestations", false, "for registry images, compare the statements attached to them (lock digest, SBOM packages, fingerprint) instead of their contents")
 	cmd.Flags().StringVar(&platform, "platform", "linux/amd64", "the platform to read from a multi-platform image index")
 	return cmd
 }

@@ -41,19 +41,13 @@ Exit 0 allowed, 1 denied, 2 could not check (fail closed).`,
 			if output != "text" && output != "json" {
 				return exitCode(2, fmt.Errorf("--output %q: use text or json", output))
 			}
-			v, err := newVerifier(keys, policyPath)
+			// Every could-not-check (bad key file, malformed policy,
+			// unreadable host fingerprint, registry down) is a verdict of
+			// its own: exit 2, and under --output json an "error" result,
+			// so that a script reading JSON never sees an empty answer.
+			res, err := verifyImage(cmd, args[0], keys, policyPath, bundle, hostFile, runtime)
 			if err != nil {
-				return exitCode(2, err)
-			}
-			req := verify.Request{Image: args[0], BundlePath: bundle}
-			if runtime || hostFile != "" {
-				if req.Host, err = hostFingerprint(hostFile); err != nil {
-					return exitCode(2, err)
-				}
-			}
-			res, err := v.Verify(cmd.Context(), req)
-			if err != nil {
-				res = &verify.Result{SchemaVersion: verify.ResultSchemaVersion, Image: args[0], Policy: v.Policy().Name,
+				res = &verify.Result{SchemaVersion: verify.ResultSchemaVersion, Image: args[0], Policy: policyPath,
 					Decision: verify.Error, Checks: []verify.Check{}, Error: err.Error()}
 			}
 			if output == "json" {
@@ -83,6 +77,22 @@ Exit 0 allowed, 1 denied, 2 could not check (fail closed).`,
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	cmd.AddCommand(newVerifyServeCmd())
 	return cmd
+}
+
+// verifyImage loads keys and policy, reads the host fingerprint when
+// asked, and verifies; any error means the image could not be checked.
+func verifyImage(cmd *cobra.Command, image string, keys []string, policyPath, bundle, hostFile string, runtime bool) (*verify.Result, error) {
+	v, err := newVerifier(keys, policyPath)
+	if err != nil {
+		return nil, err
+	}
+	req := verify.Request{Image: image, BundlePath: bundle}
+	if runtime || hostFile != "" {
+		if req.Host, err = hostFingerprint(hostFile); err != nil {
+			return nil, err
+		}
+	}
+	return v.Verify(cmd.Context(), req)
 }
 
 func newVerifier(keys []string, policyPath string) (*verify.Verifier, error) {

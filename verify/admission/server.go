@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -60,11 +61,16 @@ type Server struct {
 	group singleflight.Group
 
 	reg            *prometheus.Registry
-	decisions      *prometheus.CounterVec
+	decisions      map[string]prometheus.Counter // by decision, bound once
 	latency        prometheus.Histogram
-	cacheLookups   *prometheus.CounterVec
+	cacheHits      prometheus.Counter
+	cacheMisses    prometheus.Counter
 	registryErrors prometheus.Counter
 }
+
+// bodyPool holds request body buffers: a warm review allocates little
+// (each allocation is garbage-collector work that shows in the p99).
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 type cached struct {
 	res     *verify.Result
@@ -93,15 +99,20 @@ func New(o Options) *Server {
 		o.Log = func(string, ...any) {}
 	}
 	s := &Server{o: o, policy: p, cache: map[string]cached{}, reg: prometheus.NewRegistry()}
-	s.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mlenv_admission_decisions_total",
+	decisions := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mlenv_admission_decisions_total",
 		Help: "Admission reviews answered, by decision (allow, deny, error)."}, []string{"decision"})
+	s.decisions = map[string]prometheus.Counter{}
+	for _, d := range []string{"allow", "deny", "error"} {
+		s.decisions[d] = decisions.WithLabelValues(d)
+	}
 	s.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mlenv_admission_review_seconds",
 		Help: "Time to answer one admission review.", Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}})
-	s.cacheLookups = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mlenv_admission_cache_lookups_total",
+	cacheLookups := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mlenv_admission_cache_lookups_total",
 		Help: "Verdict cache lookups per image, by result (hit, miss)."}, []string{"result"})
+	s.cacheHits, s.cacheMisses = cacheLookups.WithLabelValues("hit"), cacheLookups.WithLabelValues("miss")
 	s.registryErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "mlenv_admission_registry_errors_total",
 		Help: "Images that could not be checked (registry or statement read errors): each denied."})
-	s.reg.MustRegister(s.decisions, s.latency, s.cacheLookups, s.registryErrors)
+	s.reg.MustRegister(decisions, s.latency, cacheLookups, s.registryErrors)
 	s.ready.Store(true)
 	return s
 }
@@ -156,7 +167,18 @@ func (s *Server) validate(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "POST an AdmissionReview", http.StatusMethodNotAllowed)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.o.MaxBodyBytes))
+	buf := bodyPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 1<<20 { // keep the pool from pinning huge buffers
+			bodyPool.Put(buf)
+		}
+	}()
+	if r.ContentLength > 0 && r.ContentLength <= s.o.MaxBodyBytes {
+		buf.Grow(int(r.ContentLength) + 1)
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.o.MaxBodyBytes))
+	body := buf.Bytes()
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -185,7 +207,7 @@ func (s *Server) validate(w http.ResponseWriter, r *http.Request) {
 			decision = "error"
 		}
 	}
-	s.decisions.WithLabelValues(decision).Inc()
+	s.decisions[decision].Inc()
 	s.latency.Observe(time.Since(start).Seconds())
 	s.o.Log("%s %s/%s %s: %s", rev.Request.Kind.Kind, rev.Request.Namespace, rev.Request.Name, rev.Request.UID, decision)
 	w.Header().Set("Content-Type", "application/json")
@@ -209,15 +231,20 @@ func (s *Server) review(ctx context.Context, req *Request) *Response {
 	results := make([]string, len(images))
 	warnings := make([][]string, len(images))
 	errored := make([]bool, len(images))
-	g := errgroup.Group{}
-	g.SetLimit(maxParallelImages)
-	for i, ci := range images {
-		g.Go(func() error {
-			results[i], warnings[i], errored[i] = s.checkImage(ctx, ci)
-			return nil
-		})
+	if len(images) == 1 {
+		// The common Pod: no goroutine to start and wait for.
+		results[0], warnings[0], errored[0] = s.checkImage(ctx, images[0])
+	} else {
+		g := errgroup.Group{}
+		g.SetLimit(maxParallelImages)
+		for i, ci := range images {
+			g.Go(func() error {
+				results[i], warnings[i], errored[i] = s.checkImage(ctx, ci)
+				return nil
+			})
+		}
+		g.Wait()
 	}
-	g.Wait()
 	var denials []string
 	anyError := false
 	for i := range images {
@@ -247,12 +274,12 @@ func deny(resp *Response, code int32, reason, msg string) *Response {
 // plus warnings, and whether the denial is a could-not-check.
 func (s *Server) checkImage(ctx context.Context, ci ContainerImage) (denial string, warnings []string, errored bool) {
 	ref := ci.Image
-	opts := verify.RemoteOptions(ctx, s.o.Verifier.RemoteOptions...)
 	if !verify.IsDigestRef(ref) {
 		if !s.policy.Admission.AllowTags {
 			return fmt.Sprintf("%s %s: not by digest (use image@sha256:...; the policy does not resolve tags)", ci.Where, ref), nil, false
 		}
-		d, err := verify.ResolveDigestRef(ref, opts)
+		// Registry options only here: a cache hit by digest needs none.
+		d, err := verify.ResolveDigestRef(ref, s.o.Verifier.RemoteOptionsFor(ctx))
 		if err != nil {
 			s.registryErrors.Inc()
 			return fmt.Sprintf("%s %s: could not be checked: %v", ci.Where, ref, err), nil, true
@@ -261,9 +288,9 @@ func (s *Server) checkImage(ctx context.Context, ci ContainerImage) (denial stri
 	}
 	res, hit, err := s.verdict(ctx, ref)
 	if hit {
-		s.cacheLookups.WithLabelValues("hit").Inc()
+		s.cacheHits.Inc()
 	} else {
-		s.cacheLookups.WithLabelValues("miss").Inc()
+		s.cacheMisses.Inc()
 	}
 	if err != nil {
 		s.registryErrors.Inc()
