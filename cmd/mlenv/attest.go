@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -134,7 +133,7 @@ write the registry too. IMAGE may be oci:DIR or tar:FILE with --bundle.`,
 			for _, w := range res.Written {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\n", w.PredicateType, w.EnvelopeDigest, w.Where)
 			}
-			fmt.Fprintf(os.Stderr, "attested %s@%s (%d statements)\n", res.Image, res.Digest, len(res.Written))
+			fmt.Fprintf(cmd.ErrOrStderr(), "attested %s@%s (%d statements)\n", res.Image, res.Digest, len(res.Written))
 			return nil
 		},
 	}
