@@ -16,11 +16,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/in-toto/in-toto-golang/in_toto"
 	"github.com/in-toto/in-toto-golang/in_toto/slsa_provenance/common"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"gopkg.in/yaml.v3"
 
 	"github.com/mlenv/mlenv/fingerprint"
@@ -211,6 +213,14 @@ func RecordRun(ctx context.Context, o TrainingOptions) (*TrainingResult, error) 
 	pred, subjects, digestRef, err := BuildTraining(ctx, o)
 	if err != nil {
 		return nil, err
+	}
+	// What is signed holds to the published schema.
+	pb, err := json.Marshal(pred)
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidateTraining(pb); err != nil {
+		return nil, fmt.Errorf("the training predicate does not match its schema (a bug in mlenv): %w", err)
 	}
 	st := &in_toto.Statement{
 		StatementHeader: in_toto.StatementHeader{Type: StatementType, PredicateType: TrainingPredicateType, Subject: subjects},
@@ -512,4 +522,29 @@ func metrics(ctx context.Context, path string) (*Metrics, error) {
 		return nil, err
 	}
 	return &Metrics{Name: filepath.Base(path), SHA256: sum, Values: vals}, nil
+}
+
+var trainingSchema = sync.OnceValues(func() (*jsonschema.Schema, error) {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(TrainingSchema))
+	if err != nil {
+		return nil, err
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("training.schema.json", doc); err != nil {
+		return nil, err
+	}
+	return c.Compile("training.schema.json")
+})
+
+// ValidateTraining checks a predicate's JSON against training.schema.json.
+func ValidateTraining(pred []byte) error {
+	sch, err := trainingSchema()
+	if err != nil {
+		return fmt.Errorf("the embedded training schema does not compile: %w", err)
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(pred))
+	if err != nil {
+		return err
+	}
+	return sch.Validate(inst)
 }
