@@ -518,4 +518,3 @@ func payloadOf(raw []byte) ([]byte, error) {
 	err := json.Unmarshal(raw, &env)
 	return env.Payload, err
 }
-

@@ -26,7 +26,7 @@ import (
 // (safetensors shards), a dataset folder and a YAML config.
 type lineageFixture struct {
 	host, image, key, pub, otherKey, otherPub, fp string
-	model, dataset, config, metrics, code      string
+	model, dataset, config, metrics, code         string
 }
 
 func newLineageFixture(t *testing.T) *lineageFixture {
