@@ -90,6 +90,8 @@ type Description struct {
 	// LockFiles are a lock's file sets: destination -> tree sha256.
 	LockFiles map[string]string
 	Host      *fingerprint.Fingerprint
+	// Training is a lineage statement's predicate (diff/runs.go).
+	Training *attest.TrainingPredicate
 
 	image v1.Image
 }
@@ -107,6 +109,9 @@ const maxInputFile = 64 << 20
 func Load(ctx context.Context, arg, platform string) (*Description, error) {
 	if strings.HasPrefix(arg, "oci:") || strings.HasPrefix(arg, "tar:") {
 		return loadImage(ctx, arg, arg, platform)
+	}
+	if d, ok, err := loadModelLineage(arg); ok {
+		return d, err
 	}
 	st, err := os.Stat(arg)
 	if err != nil {
@@ -321,6 +326,10 @@ func fromBundle(source string, b *attest.Bundle) (*Description, error) {
 				return nil, fmt.Errorf("%s: attestation %d (SBOM): %w", source, i, err)
 			}
 			d.Packages = pkgs
+		case attest.TrainingPredicateType:
+			if err := loadTraining(d, st.Predicate); err != nil {
+				return nil, fmt.Errorf("%s: attestation %d: %w", source, i, err)
+			}
 		case fingerprint.PredicateType:
 			var p attest.FingerprintPredicate
 			if err := json.Unmarshal(st.Predicate, &p); err != nil || p.Fingerprint == nil {
