@@ -20,6 +20,7 @@ func newVerifyCmd() *cobra.Command {
 	var keys []string
 	var policyPath, bundle, output, hostFile string
 	var runtime bool
+	var model modelVerifyFlags
 	cmd := &cobra.Command{
 		Use:   "verify IMAGE --key cosign.pub",
 		Short: "Check an image's signed statements, a policy and (--runtime) this host",
@@ -51,7 +52,14 @@ Exit 0 allowed, 1 denied, 2 could not check (fail closed).`,
 					return exitCode(2, err)
 				}
 			}
-			res, err := v.Verify(cmd.Context(), req)
+			var res *verify.Result
+			if model.isModel(args[0]) {
+				mr := model.request(args[0], bundle)
+				mr.Host = req.Host
+				res, err = v.VerifyModel(cmd.Context(), mr)
+			} else {
+				res, err = v.Verify(cmd.Context(), req)
+			}
 			if err != nil {
 				res = &verify.Result{SchemaVersion: verify.ResultSchemaVersion, Image: args[0], Policy: v.Policy().Name,
 					Decision: verify.Error, Checks: []verify.Check{}, Error: err.Error()}
@@ -81,6 +89,7 @@ Exit 0 allowed, 1 denied, 2 could not check (fail closed).`,
 	cmd.Flags().StringVar(&hostFile, "host-fingerprint", "", "with --runtime: a fingerprint JSON file (`mlenv fingerprint --output json`) instead of capturing this host")
 	cmd.Flags().StringVar(&bundle, "bundle", "", "read the statements from this mlenv bundle file instead of the registry")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	addModelVerifyFlags(cmd, &model)
 	cmd.AddCommand(newVerifyServeCmd())
 	return cmd
 }
