@@ -231,6 +231,18 @@ func localSubjects(ctx context.Context, model, bundle string, subs []subject) (C
 	if err != nil {
 		return c, fmt.Errorf("reading model %s: %w", model, err)
 	}
+	problems := compareFiles(files, subs)
+	if len(problems) == 0 {
+		c.Status, c.Actual = Pass, fmt.Sprintf("%d files, every digest matches", len(files))
+		return c, nil
+	}
+	c.Status, c.Actual, c.Message = Fail, fmt.Sprintf("%d difference(s)", len(problems)), strings.Join(problems, "; ")
+	return c, nil
+}
+
+// compareFiles lists what differs between files on disk and a signed
+// list: other digests, files not listed, listed files missing.
+func compareFiles(files []filedigest.File, subs []subject) []string {
 	want := map[string]string{}
 	for _, s := range subs {
 		want[s.Name] = s.Digest["sha256"]
@@ -253,12 +265,7 @@ func localSubjects(ctx context.Context, model, bundle string, subs []subject) (C
 		}
 	}
 	sort.Strings(problems)
-	if len(problems) == 0 {
-		c.Status, c.Actual = Pass, fmt.Sprintf("%d files, every digest matches", len(files))
-		return c, nil
-	}
-	c.Status, c.Actual, c.Message = Fail, fmt.Sprintf("%d difference(s)", len(problems)), strings.Join(problems, "; ")
-	return c, nil
+	return problems
 }
 
 func registrySubject(d name.Digest, subs []subject) Check {

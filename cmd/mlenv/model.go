@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mlenv/mlenv/attest"
+	"github.com/mlenv/mlenv/fingerprint"
 	"github.com/mlenv/mlenv/modelpack"
 	"github.com/mlenv/mlenv/verify"
 )
@@ -137,8 +139,8 @@ func runTraining(cmd *cobra.Command, args []string, t *trainingFlags, key, fp, b
 
 // modelVerifyFlags are `mlenv verify --model ...`.
 type modelVerifyFlags struct {
-	model                            bool
-	serving, servingBundle, trainBun string
+	model                                 bool
+	serving, servingBundle, trainBun, oms string
 }
 
 func addModelVerifyFlags(cmd *cobra.Command, m *modelVerifyFlags) {
@@ -147,11 +149,12 @@ func addModelVerifyFlags(cmd *cobra.Command, m *modelVerifyFlags) {
 	f.StringVar(&m.serving, "serving", "", "with a model: the serving image, compared with the training side (with --runtime: also this host)")
 	f.StringVar(&m.servingBundle, "serving-bundle", "", "with --serving: read the serving image's statements from this bundle")
 	f.StringVar(&m.trainBun, "training-bundle", "", "with a model: read the training image's statements from this bundle")
+	f.StringVar(&m.oms, "oms", "", "verify a model folder signed by sigstore's model-signing tool with a key: its signature file (\"default\": DIR/model.sig); keyless signatures need Fulcio and Rekor and are refused")
 }
 
 // isModelArg: --model, or a local path that is not an image layout.
 func (m *modelVerifyFlags) isModel(arg string) bool {
-	if m.model {
+	if m.model || m.oms != "" {
 		return true
 	}
 	if strings.HasPrefix(arg, "oci:") || strings.HasPrefix(arg, "tar:") {
@@ -163,6 +166,16 @@ func (m *modelVerifyFlags) isModel(arg string) bool {
 	return false
 }
 
-func (m *modelVerifyFlags) request(arg, bundle string) verify.ModelRequest {
-	return verify.ModelRequest{Model: arg, BundlePath: bundle, TrainingImageBundle: m.trainBun, Serving: m.serving, ServingBundle: m.servingBundle}
+// verify checks a model: its mlenv lineage, or with --oms a
+// model-signing (OMS) signature.
+func (m *modelVerifyFlags) verify(ctx context.Context, v *verify.Verifier, arg, bundle string, host *fingerprint.Fingerprint) (*verify.Result, error) {
+	if m.oms != "" {
+		sig := m.oms
+		if sig == "default" {
+			sig = ""
+		}
+		return v.VerifyOMS(ctx, arg, sig)
+	}
+	return v.VerifyModel(ctx, verify.ModelRequest{Model: arg, BundlePath: bundle, TrainingImageBundle: m.trainBun,
+		Serving: m.serving, ServingBundle: m.servingBundle, Host: host})
 }

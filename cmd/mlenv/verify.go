@@ -54,9 +54,7 @@ Exit 0 allowed, 1 denied, 2 could not check (fail closed).`,
 			}
 			var res *verify.Result
 			if model.isModel(args[0]) {
-				mr := model.request(args[0], bundle)
-				mr.Host = req.Host
-				res, err = v.VerifyModel(cmd.Context(), mr)
+				res, err = model.verify(cmd.Context(), v, args[0], bundle, req.Host)
 			} else {
 				res, err = v.Verify(cmd.Context(), req)
 			}
