@@ -166,6 +166,31 @@ func TestLineageEndToEnd(t *testing.T) {
 	wantDecision(t, res, verify.Allow)
 	wantCheck(t, res, "lineage.subjects", verify.Pass, pushed.Digest)
 
+	t.Run("serving image and host compared with the training side", func(t *testing.T) {
+		host := fingerprint.Capture(fingerprint.Options{})
+		res := verifyModel(t, v, verify.ModelRequest{Model: f.model, Serving: f.image, Host: host})
+		wantDecision(t, res, verify.Allow)
+		wantCheck(t, res, "serving.statement.provenance", verify.Pass, "signed by")
+		wantCheck(t, res, "reproduce.packages", verify.Pass, "same")
+		wantCheck(t, res, "reproduce", verify.Pass, "same GPU")
+		// Another host: a numerics environment variable set differently.
+		other := fingerprint.Capture(fingerprint.Options{})
+		if other.Env == nil {
+			other.Env = map[string]string{}
+		}
+		other.Env["NVIDIA_TF32_OVERRIDE"] = "1"
+		other.ID = other.ComputeID()
+		res = verifyModel(t, f.verifier(t, allowPolicy+"runtime: {willRun: warn, willReproduce: enforce}\n"), verify.ModelRequest{Model: f.model, Serving: f.image, Host: other})
+		wantDecision(t, res, verify.Deny)
+		wantCheck(t, res, "reproduce.env.NVIDIA_TF32_OVERRIDE", verify.Fail, "1")
+		// A serving image without statements: its checks fail, and the
+		// packages cannot be compared.
+		bare := testutil.Push(t, testutil.RandomImage(t, "linux", "amd64"), f.host+"/team/server:v1")
+		res = verifyModel(t, v, verify.ModelRequest{Model: f.model, Serving: bare, Host: host})
+		wantDecision(t, res, verify.Deny)
+		wantCheck(t, res, "serving.statement.sbom", verify.Fail, "not attested")
+		wantCheck(t, res, "reproduce.packages", verify.WarnStatus, "missing")
+	})
 	t.Run("weight file changed by one byte", func(t *testing.T) {
 		p := filepath.Join(f.model, "model-00002-of-00002.safetensors")
 		b, _ := os.ReadFile(p)
