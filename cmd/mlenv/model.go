@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -162,6 +163,12 @@ func (m *modelVerifyFlags) isModel(arg string) bool {
 	}
 	if _, err := os.Stat(attest.BesideBundle(arg)); err == nil {
 		return true
+	}
+	// A local folder that is not an OCI layout can only be a model (its
+	// missing bundle is then reported as such).
+	if fi, err := os.Stat(arg); err == nil && fi.IsDir() {
+		_, err := os.Stat(filepath.Join(arg, "oci-layout"))
+		return err != nil
 	}
 	return false
 }
