@@ -197,6 +197,12 @@ func IsLocalModel(model string) bool {
 	return err == nil
 }
 
+// LooksLikePath: an argument that can only be a local path (a missing
+// model folder must say "no such file", not reach for Docker Hub).
+func LooksLikePath(s string) bool {
+	return strings.HasPrefix(s, "/") || strings.HasPrefix(s, ".") || strings.HasPrefix(s, "~")
+}
+
 // RecordRun builds, signs and stores the lineage statement. Every input
 // is read and checked before anything is written.
 func RecordRun(ctx context.Context, o TrainingOptions) (*TrainingResult, error) {
@@ -276,7 +282,7 @@ func BuildTraining(ctx context.Context, o TrainingOptions) (*TrainingPredicate, 
 		p.Model = ModelInfo{Kind: "files", Name: filepath.Base(filepath.Clean(o.Model)), TreeSHA256: filedigest.TreeDigest(files)}
 	} else {
 		ref, err := image.Parse(o.Model)
-		if err != nil || ref.Kind != image.Registry {
+		if err != nil || ref.Kind != image.Registry || LooksLikePath(o.Model) {
 			return nil, nil, nil, fmt.Errorf("--model %s: no such file or folder, and not a registry reference", o.Model)
 		}
 		r, err := image.Resolve(ctx, ref, o.Registry)

@@ -61,7 +61,7 @@ func TestRecordRunRefusesBadInputsAndWritesNothing(t *testing.T) {
 		"seed twice":             {func(o *TrainingOptions) { o.Seeds = []string{"torch=1", "torch=2"} }, "given twice"},
 		"ends before it started": {func(o *TrainingOptions) { o.Started, o.Finished = now, now.Add(-time.Hour) }, "before --started"},
 		"symlink in the model":   {func(o *TrainingOptions) { o.Model = linked }, "not a regular file"},
-		"not a model at all":     {func(o *TrainingOptions) { o.Model = "no/such/model/../x" }, "no such file or folder"},
+		"not a model at all":     {func(o *TrainingOptions) { o.Model = "./no/such/model" }, "no such file or folder"},
 	} {
 		o := TrainingOptions{Model: model, KeyRef: key, TrainingImage: img, Datasets: []string{"s3://d=" + data}}
 		tc.edit(&o)

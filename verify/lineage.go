@@ -88,7 +88,7 @@ func (v *Verifier) VerifyModel(ctx context.Context, req ModelRequest) (*Result, 
 		}
 	} else {
 		ref, err := image.Parse(req.Model)
-		if err != nil || ref.Kind != image.Registry {
+		if err != nil || ref.Kind != image.Registry || attest.LooksLikePath(req.Model) {
 			return nil, fmt.Errorf("model %s: no such file or folder, and not a registry reference", req.Model)
 		}
 		r, err := image.Resolve(ctx, ref, image.Options{Remote: opts})

@@ -145,12 +145,12 @@ func TestLineageEndToEnd(t *testing.T) {
 		t.Fatalf("no bundle beside the model: %v", err)
 	}
 	res := verifyModel(t, v, verify.ModelRequest{Model: f.model})
-	wantDecision(t, res, verify.Allow)
-	wantCheck(t, res, "lineage.subjects", verify.Pass, "3 files")
-	wantCheck(t, res, "lineage.trainingImage", verify.Pass, "provenance and SBOM verified")
-	wantCheck(t, res, "lineage.trainingImage.lock", verify.Pass, "sha256:")
-	wantCheck(t, res, "policy.lineage.datasets.s3://corp-data/train", verify.Pass, "s3://corp-data/train")
-	wantCheck(t, res, "policy.lineage.metrics.eval_loss", verify.Pass, "present")
+	wantModelDecision(t, res, verify.Allow)
+	wantModelCheck(t, res, "lineage.subjects", verify.Pass, "3 files")
+	wantModelCheck(t, res, "lineage.trainingImage", verify.Pass, "provenance and SBOM verified")
+	wantModelCheck(t, res, "lineage.trainingImage.lock", verify.Pass, "sha256:")
+	wantModelCheck(t, res, "policy.lineage.datasets.s3://corp-data/train", verify.Pass, "s3://corp-data/train")
+	wantModelCheck(t, res, "policy.lineage.metrics.eval_loss", verify.Pass, "present")
 
 	// The predicate is valid against the published schema.
 	validateTraining(t, res.Statements[0].Predicate)
@@ -163,16 +163,16 @@ func TestLineageEndToEnd(t *testing.T) {
 	}
 	f.record(t, ref, f.key, f.image, "s3://corp-data/train")
 	res = verifyModel(t, v, verify.ModelRequest{Model: ref})
-	wantDecision(t, res, verify.Allow)
-	wantCheck(t, res, "lineage.subjects", verify.Pass, pushed.Digest)
+	wantModelDecision(t, res, verify.Allow)
+	wantModelCheck(t, res, "lineage.subjects", verify.Pass, pushed.Digest)
 
 	t.Run("serving image and host compared with the training side", func(t *testing.T) {
 		host := fingerprint.Capture(fingerprint.Options{})
 		res := verifyModel(t, v, verify.ModelRequest{Model: f.model, Serving: f.image, Host: host})
-		wantDecision(t, res, verify.Allow)
-		wantCheck(t, res, "serving.statement.provenance", verify.Pass, "signed by")
-		wantCheck(t, res, "reproduce.packages", verify.Pass, "same")
-		wantCheck(t, res, "reproduce", verify.Pass, "same GPU")
+		wantModelDecision(t, res, verify.Allow)
+		wantModelCheck(t, res, "serving.statement.provenance", verify.Pass, "signed by")
+		wantModelCheck(t, res, "reproduce.packages", verify.Pass, "same")
+		wantModelCheck(t, res, "reproduce", verify.Pass, "same GPU")
 		// Another host: a numerics environment variable set differently.
 		other := fingerprint.Capture(fingerprint.Options{})
 		if other.Env == nil {
@@ -181,15 +181,15 @@ func TestLineageEndToEnd(t *testing.T) {
 		other.Env["NVIDIA_TF32_OVERRIDE"] = "1"
 		other.ID = other.ComputeID()
 		res = verifyModel(t, f.verifier(t, allowPolicy+"runtime: {willRun: warn, willReproduce: enforce}\n"), verify.ModelRequest{Model: f.model, Serving: f.image, Host: other})
-		wantDecision(t, res, verify.Deny)
-		wantCheck(t, res, "reproduce.env.NVIDIA_TF32_OVERRIDE", verify.Fail, "1")
+		wantModelDecision(t, res, verify.Deny)
+		wantModelCheck(t, res, "reproduce.env.NVIDIA_TF32_OVERRIDE", verify.Fail, "1")
 		// A serving image without statements: its checks fail, and the
 		// packages cannot be compared.
 		bare := testutil.Push(t, testutil.RandomImage(t, "linux", "amd64"), f.host+"/team/server:v1")
 		res = verifyModel(t, v, verify.ModelRequest{Model: f.model, Serving: bare, Host: host})
-		wantDecision(t, res, verify.Deny)
-		wantCheck(t, res, "serving.statement.sbom", verify.Fail, "not attested")
-		wantCheck(t, res, "reproduce.packages", verify.WarnStatus, "missing")
+		wantModelDecision(t, res, verify.Deny)
+		wantModelCheck(t, res, "serving.statement.sbom", verify.Fail, "not attested")
+		wantModelCheck(t, res, "reproduce.packages", verify.WarnStatus, "missing")
 	})
 	t.Run("weight file changed by one byte", func(t *testing.T) {
 		p := filepath.Join(f.model, "model-00002-of-00002.safetensors")
@@ -199,16 +199,16 @@ func TestLineageEndToEnd(t *testing.T) {
 		os.WriteFile(p, b, 0o644)
 		defer os.WriteFile(p, orig, 0o644)
 		res := verifyModel(t, v, verify.ModelRequest{Model: f.model})
-		wantDecision(t, res, verify.Deny)
-		wantCheck(t, res, "lineage.subjects", verify.Fail, "model-00002-of-00002.safetensors: sha256")
+		wantModelDecision(t, res, verify.Deny)
+		wantModelCheck(t, res, "lineage.subjects", verify.Fail, "model-00002-of-00002.safetensors: sha256")
 	})
 	t.Run("dataset not on the allow-list", func(t *testing.T) {
 		m := filepath.Join(t.TempDir(), "m")
 		writeModel(t, m, 3)
 		f.record(t, m, f.key, f.image, "s3://scraped/web")
 		res := verifyModel(t, v, verify.ModelRequest{Model: m})
-		wantDecision(t, res, verify.Deny)
-		wantCheck(t, res, "policy.lineage.datasets.s3://scraped/web", verify.Fail, "s3://corp-data/*")
+		wantModelDecision(t, res, verify.Deny)
+		wantModelCheck(t, res, "policy.lineage.datasets.s3://scraped/web", verify.Fail, "s3://corp-data/*")
 	})
 	t.Run("training image without valid provenance", func(t *testing.T) {
 		bare := testutil.Push(t, testutil.RandomImage(t, "linux", "amd64"), f.host+"/team/unattested:v1")
@@ -216,16 +216,16 @@ func TestLineageEndToEnd(t *testing.T) {
 		writeModel(t, m, 4)
 		f.record(t, m, f.key, bare, "s3://corp-data/train")
 		res := verifyModel(t, v, verify.ModelRequest{Model: m})
-		wantDecision(t, res, verify.Deny)
-		wantCheck(t, res, "lineage.trainingImage", verify.Fail, "provenance")
+		wantModelDecision(t, res, verify.Deny)
+		wantModelCheck(t, res, "lineage.trainingImage", verify.Fail, "provenance")
 	})
 	t.Run("statement signed by another key", func(t *testing.T) {
 		m := filepath.Join(t.TempDir(), "m")
 		writeModel(t, m, 5)
 		f.record(t, m, f.otherKey, f.image, "s3://corp-data/train")
 		res := verifyModel(t, v, verify.ModelRequest{Model: m})
-		wantDecision(t, res, verify.Deny)
-		wantCheck(t, res, "lineage.statement", verify.Fail, "signature does not verify")
+		wantModelDecision(t, res, verify.Deny)
+		wantModelCheck(t, res, "lineage.statement", verify.Fail, "signature does not verify")
 	})
 	t.Run("statement copied onto another model", func(t *testing.T) {
 		// Local: the bundle put beside other weights.
@@ -234,8 +234,8 @@ func TestLineageEndToEnd(t *testing.T) {
 		b, _ := os.ReadFile(f.model + attest.BundleSuffix)
 		os.WriteFile(m+attest.BundleSuffix, b, 0o644)
 		res := verifyModel(t, v, verify.ModelRequest{Model: m})
-		wantDecision(t, res, verify.Deny)
-		wantCheck(t, res, "lineage.subjects", verify.Fail, "the statement says")
+		wantModelDecision(t, res, verify.Deny)
+		wantModelCheck(t, res, "lineage.subjects", verify.Fail, "the statement says")
 		// Registry: the signed envelope attached to another model's digest.
 		other := f.host + "/team/model:other"
 		op, err := modelpack.Push(context.Background(), m, other, modelpack.Options{})
@@ -248,8 +248,8 @@ func TestLineageEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		res = verifyModel(t, v, verify.ModelRequest{Model: other})
-		wantDecision(t, res, verify.Deny)
-		wantCheck(t, res, "lineage.subjects", verify.Fail, "another model")
+		wantModelDecision(t, res, verify.Deny)
+		wantModelCheck(t, res, "lineage.subjects", verify.Fail, "another model")
 	})
 	t.Run("no lineage at all", func(t *testing.T) {
 		m := filepath.Join(t.TempDir(), "m")
@@ -265,4 +265,27 @@ func validateTraining(t *testing.T, pred json.RawMessage) {
 	if err := attest.ValidateTraining(pred); err != nil {
 		t.Fatalf("predicate does not match attest/training.schema.json: %v\n%s", err, pred)
 	}
+}
+
+// wantModelDecision and wantModelCheck are e2e_test.go's helpers, which
+// builds with cgo only; these tests run without it.
+func wantModelDecision(t *testing.T, res *verify.Result, want verify.Decision) {
+	t.Helper()
+	if res.Decision != want {
+		b, _ := json.MarshalIndent(res.Checks, "", " ")
+		t.Fatalf("decision %s, want %s; checks:\n%s", res.Decision, want, b)
+	}
+}
+
+func wantModelCheck(t *testing.T, res *verify.Result, name string, st verify.Status, msgPart string) {
+	t.Helper()
+	for _, c := range res.Checks {
+		if c.Name == name {
+			if c.Status != st || !strings.Contains(c.Message+" "+c.Actual+" "+c.Expected, msgPart) {
+				t.Errorf("%s: %s %q (expected %q, actual %q); want %s mentioning %q", name, c.Status, c.Message, c.Expected, c.Actual, st, msgPart)
+			}
+			return
+		}
+	}
+	t.Errorf("no check %s in %+v", name, res.Checks)
 }

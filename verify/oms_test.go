@@ -123,20 +123,20 @@ func TestOMSKeyBasedSignature(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantDecision(t, res, verify.Allow)
-	wantCheck(t, res, "oms.files", verify.Pass, "3 files")
+	wantModelDecision(t, res, verify.Allow)
+	wantModelCheck(t, res, "oms.files", verify.Pass, "3 files")
 
 	// Signed by a key not trusted.
 	res, _ = omsVerifier(t, otherPub).VerifyOMS(context.Background(), m, "")
-	wantDecision(t, res, verify.Deny)
-	wantCheck(t, res, "oms.signature", verify.Fail, "does not verify")
+	wantModelDecision(t, res, verify.Deny)
+	wantModelCheck(t, res, "oms.signature", verify.Fail, "does not verify")
 
 	// A statement whose file digest was changed (and signed so, with a
 	// consistent root digest): the file on disk does not match.
 	writeOMS(t, m, key, func(rs []omsResource) { rs[0].Digest = strings.Repeat("0", 64) })
 	res, _ = v.VerifyOMS(context.Background(), m, "")
-	wantDecision(t, res, verify.Deny)
-	wantCheck(t, res, "oms.files", verify.Fail, "config.json: sha256")
+	wantModelDecision(t, res, verify.Deny)
+	wantModelCheck(t, res, "oms.files", verify.Fail, "config.json: sha256")
 
 	// The payload edited after signing: the signature no longer verifies.
 	sig := writeOMS(t, m, key, nil)
@@ -149,13 +149,13 @@ func TestOMSKeyBasedSignature(t *testing.T) {
 	b, _ = json.Marshal(bu)
 	os.WriteFile(sig, b, 0o644)
 	res, _ = v.VerifyOMS(context.Background(), m, "")
-	wantCheck(t, res, "oms.signature", verify.Fail, "does not verify")
+	wantModelCheck(t, res, "oms.signature", verify.Fail, "does not verify")
 
 	// A file added after signing is an unsigned file.
 	writeOMS(t, m, key, nil)
 	os.WriteFile(filepath.Join(m, "extra.bin"), []byte("x"), 0o644)
 	res, _ = v.VerifyOMS(context.Background(), m, "")
-	wantCheck(t, res, "oms.files", verify.Fail, "extra.bin: not in the statement")
+	wantModelCheck(t, res, "oms.files", verify.Fail, "extra.bin: not in the statement")
 }
 
 // Keyless (Fulcio certificate + Rekor entry) is refused with the reason.
