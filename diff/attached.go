@@ -78,6 +78,10 @@ func fromStatements(source, kind, digest string, envs []attest.Envelope) (*Descr
 				return nil, fmt.Errorf("%s: attestation %d (SBOM): %w", source, i+1, err)
 			}
 			d.Packages = pkgs
+		case attest.TrainingPredicateType:
+			if err := loadTraining(d, st.Predicate); err != nil {
+				return nil, fmt.Errorf("%s: attestation %d: %w", source, i+1, err)
+			}
 		case fingerprint.PredicateType:
 			p, err := attest.ReadFingerprintPredicate(st.Predicate)
 			if err != nil {

@@ -96,6 +96,8 @@ type Description struct {
 	// provenance statement's externalParameters.lock.digest.
 	LockDigest string
 	Host       *fingerprint.Fingerprint
+	// Training is a lineage statement's predicate (diff/runs.go).
+	Training *attest.TrainingPredicate
 
 	image v1.Image
 }
@@ -113,6 +115,9 @@ const maxInputFile = 64 << 20
 func Load(ctx context.Context, arg, platform string) (*Description, error) {
 	if strings.HasPrefix(arg, "oci:") || strings.HasPrefix(arg, "tar:") {
 		return loadImage(ctx, arg, arg, platform)
+	}
+	if d, ok, err := loadModelLineage(arg); ok {
+		return d, err
 	}
 	if isRegistryArg(arg) {
 		return loadImage(ctx, arg, arg, platform)

@@ -189,6 +189,14 @@ func Compare(a, b *Description, o Options) (*Result, error) {
 	if o.wants(SectionHost) && a.Host != nil && b.Host != nil {
 		add(SectionHost, Hosts(a.Host, b.Host))
 	}
+	if a.Training != nil && b.Training != nil {
+		if o.wants(SectionDatasets) {
+			add(SectionDatasets, Datasets(a.Training.Datasets, b.Training.Datasets))
+		}
+		if o.wants(SectionRun) {
+			add(SectionRun, Runs(a.Training, b.Training))
+		}
+	}
 
 	for _, s := range Sections {
 		if compared[s] {

@@ -43,10 +43,14 @@ const (
 	SectionLayers   = "layers"
 	SectionFiles    = "files"
 	SectionHost     = "host"
+	// SectionDatasets and SectionRun compare two training runs (lineage
+	// statements): diff/runs.go.
+	SectionDatasets = "datasets"
+	SectionRun      = "run"
 )
 
 // Sections lists every section in display order.
-var Sections = []string{SectionBase, SectionPackages, SectionConfig, SectionLayers, SectionFiles, SectionHost}
+var Sections = []string{SectionBase, SectionPackages, SectionConfig, SectionLayers, SectionFiles, SectionHost, SectionDatasets, SectionRun}
 
 // Finding is one difference between A and B. Its JSON form is part of
 // `mlenv diff --output json` and is stable: fields are only ever added.

@@ -54,6 +54,8 @@ type Policy struct {
 	Rules []Rule `yaml:"rules,omitempty" json:"rules,omitempty"`
 	// Admission configures `mlenv verify serve`.
 	Admission AdmissionPolicy `yaml:"admission" json:"admission"`
+	// Lineage holds the rules for models (verify/lineage.go).
+	Lineage LineagePolicy `yaml:"lineage,omitempty" json:"lineage,omitempty"`
 
 	dir string // for relative key paths
 }

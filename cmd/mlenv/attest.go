@@ -94,6 +94,7 @@ No transparency log entry is made.`,
 func newAttestCmd() *cobra.Command {
 	o := attest.Options{}
 	var output string
+	var training trainingFlags
 	cmd := &cobra.Command{
 		Use:   "attest IMAGE",
 		Short: "Sign SLSA provenance, an SPDX SBOM and a host fingerprint about an image",
@@ -113,10 +114,16 @@ write the registry too. IMAGE may be oci:DIR or tar:FILE with --bundle.`,
 		Example: `  COSIGN_PASSWORD=... mlenv attest registry.example.com/team/train:v1 --key cosign.key --lock mlenv.lock
   mlenv attest REF --key cosign.key --lock mlenv.lock --fingerprint host --role train
   mlenv attest oci:./out --key cosign.key --lock mlenv.lock --bundle attestations.json --output json`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.KeyRef == "" {
 				return fmt.Errorf("--key is required: a cosign.key file")
+			}
+			if training.o.Model != "" {
+				return runTraining(cmd, args, &training, o.KeyRef, o.Fingerprint, o.BundlePath, output)
+			}
+			if len(args) != 1 {
+				return fmt.Errorf("attest takes one IMAGE (or --model to record a training run)")
 			}
 			o.Image = args[0]
 			o.MlenvVersion = currentVersion().Version
@@ -145,5 +152,6 @@ write the registry too. IMAGE may be oci:DIR or tar:FILE with --bundle.`,
 	cmd.Flags().BoolVar(&o.Upload, "upload", false, "with --bundle: write to the registry as well")
 	cmd.Flags().BoolVar(&o.Force, "force", false, "attest even if the image does not record this lock's digest")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	addTrainingFlags(cmd, &training)
 	return cmd
 }

@@ -78,6 +78,6 @@ the GPU/CPU/driver host, and signs what it made as in-toto attestations.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newVersionCmd(), newLockCmd(), newBuildCmd(), newFingerprintCmd(),
-		newGenerateKeyPairCmd(), newSignCmd(), newAttestCmd(), newVerifyCmd(), newDiffCmd())
+		newGenerateKeyPairCmd(), newSignCmd(), newAttestCmd(), newVerifyCmd(), newDiffCmd(), newPushModelCmd(), newPullModelCmd())
 	return root
 }

@@ -20,6 +20,7 @@ func newVerifyCmd() *cobra.Command {
 	var keys []string
 	var policyPath, bundle, output, hostFile string
 	var runtime bool
+	var model modelVerifyFlags
 	cmd := &cobra.Command{
 		Use:   "verify IMAGE --key cosign.pub",
 		Short: "Check an image's signed statements, a policy and (--runtime) this host",
@@ -45,7 +46,7 @@ Exit 0 allowed, 1 denied, 2 could not check (fail closed).`,
 			// unreadable host fingerprint, registry down) is a verdict of
 			// its own: exit 2, and under --output json an "error" result,
 			// so that a script reading JSON never sees an empty answer.
-			res, err := verifyImage(cmd, args[0], keys, policyPath, bundle, hostFile, runtime)
+			res, err := verifyImage(cmd, args[0], keys, policyPath, bundle, hostFile, runtime, &model)
 			if err != nil {
 				res = &verify.Result{SchemaVersion: verify.ResultSchemaVersion, Image: args[0], Policy: policyPath,
 					Decision: verify.Error, Checks: []verify.Check{}, Error: err.Error()}
@@ -75,13 +76,14 @@ Exit 0 allowed, 1 denied, 2 could not check (fail closed).`,
 	cmd.Flags().StringVar(&hostFile, "host-fingerprint", "", "with --runtime: a fingerprint JSON file (`mlenv fingerprint --output json`) instead of capturing this host")
 	cmd.Flags().StringVar(&bundle, "bundle", "", "read the statements from this mlenv bundle file instead of the registry")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	addModelVerifyFlags(cmd, &model)
 	cmd.AddCommand(newVerifyServeCmd())
 	return cmd
 }
 
 // verifyImage loads keys and policy, reads the host fingerprint when
 // asked, and verifies; any error means the image could not be checked.
-func verifyImage(cmd *cobra.Command, image string, keys []string, policyPath, bundle, hostFile string, runtime bool) (*verify.Result, error) {
+func verifyImage(cmd *cobra.Command, image string, keys []string, policyPath, bundle, hostFile string, runtime bool, model *modelVerifyFlags) (*verify.Result, error) {
 	v, err := newVerifier(keys, policyPath)
 	if err != nil {
 		return nil, err
@@ -91,6 +93,9 @@ func verifyImage(cmd *cobra.Command, image string, keys []string, policyPath, bu
 		if req.Host, err = hostFingerprint(hostFile); err != nil {
 			return nil, err
 		}
+	}
+	if model.isModel(image) {
+		return model.verify(cmd.Context(), v, image, bundle, req.Host)
 	}
 	return v.Verify(cmd.Context(), req)
 }
