@@ -34,7 +34,11 @@ func CompressorID(c lockfile.Compression) string {
 	if c.Algorithm == "zstd" {
 		return fmt.Sprintf("klauspost/compress/zstd level=%d concurrency=%d", c.Level, zstdConcurrency)
 	}
-	return fmt.Sprintf("klauspost/pgzip level=%d block=%d", c.Level, gzipBlockSize)
+	pgzip := fmt.Sprintf("klauspost/pgzip level=%d block=%d", c.Level, gzipBlockSize)
+	if c.Layout == lockfile.LayoutSplice {
+		return fmt.Sprintf("mlenv %s (wheel layers: members' deflate streams copied from the wheels, other bytes klauspost/compress/flate level=%d); other layers %s", c.Layout, c.Level, pgzip)
+	}
+	return pgzip
 }
 
 // layerInfo is what the cache remembers about a written layer.
@@ -49,6 +53,9 @@ type layerInfo struct {
 // the cache, hashing the uncompressed stream (diffID) and the compressed one
 // (digest) on the way: every input byte is read once.
 func writeLayer(c *cas.Cache, t *tree, epoch int64, comp lockfile.Compression) (layerInfo, error) {
+	if comp.Algorithm == "gzip" && comp.Layout == lockfile.LayoutSplice && splices(t) {
+		return writeSplicedLayer(c, t, epoch, comp)
+	}
 	tmp, err := c.CreateBlobTemp()
 	if err != nil {
 		return layerInfo{}, err
@@ -126,43 +133,56 @@ func writeTar(tw *tar.Writer, t *tree, epoch int64) error {
 	mtime := time.Unix(epoch, 0).UTC()
 	buf := make([]byte, 1<<20)
 	for _, e := range t.sorted() {
-		h := &tar.Header{Name: e.path, Mode: e.mode, ModTime: mtime}
-		switch e.kind {
-		case kindDir:
-			h.Typeflag = tar.TypeDir
-			h.Name += "/"
-		case kindFile:
-			h.Typeflag = tar.TypeReg
-			h.Size = e.size
-		case kindSymlink:
-			// Link permissions mean nothing on Linux; one value for all.
-			h.Typeflag, h.Mode = tar.TypeSymlink, 0o777
-			h.Linkname = e.link
-		case kindHard:
-			h.Typeflag = tar.TypeLink
-			h.Linkname = e.link
-		}
-		if err := tw.WriteHeader(h); err != nil {
+		if err := tw.WriteHeader(tarHeader(e, mtime)); err != nil {
 			return fmt.Errorf("%s: %w", e.path, err)
 		}
 		if e.kind != kindFile {
 			continue
 		}
-		rc, err := e.reader()
-		if err != nil {
-			return fmt.Errorf("%s (from %s): %w", e.path, e.owner, err)
+		if err := copyContent(tw, e, buf); err != nil {
+			return err
 		}
-		n, err := io.CopyBuffer(tw, rc, buf)
-		cerr := rc.Close()
-		if err != nil {
-			return fmt.Errorf("%s (from %s): %w", e.path, e.owner, err)
-		}
-		if cerr != nil {
-			return fmt.Errorf("%s (from %s): %w", e.path, e.owner, cerr)
-		}
-		if n != e.size {
-			return fmt.Errorf("%s (from %s): size changed while reading (%d, expected %d)", e.path, e.owner, n, e.size)
-		}
+	}
+	return nil
+}
+
+// tarHeader is e's normalised tar header.
+func tarHeader(e *entry, mtime time.Time) *tar.Header {
+	h := &tar.Header{Name: e.path, Mode: e.mode, ModTime: mtime}
+	switch e.kind {
+	case kindDir:
+		h.Typeflag = tar.TypeDir
+		h.Name += "/"
+	case kindFile:
+		h.Typeflag = tar.TypeReg
+		h.Size = e.size
+	case kindSymlink:
+		// Link permissions mean nothing on Linux; one value for all.
+		h.Typeflag, h.Mode = tar.TypeSymlink, 0o777
+		h.Linkname = e.link
+	case kindHard:
+		h.Typeflag = tar.TypeLink
+		h.Linkname = e.link
+	}
+	return h
+}
+
+// copyContent writes a file entry's content, checked, to tw.
+func copyContent(tw io.Writer, e *entry, buf []byte) error {
+	rc, err := e.reader()
+	if err != nil {
+		return fmt.Errorf("%s (from %s): %w", e.path, e.owner, err)
+	}
+	n, err := io.CopyBuffer(tw, rc, buf)
+	cerr := rc.Close()
+	if err != nil {
+		return fmt.Errorf("%s (from %s): %w", e.path, e.owner, err)
+	}
+	if cerr != nil {
+		return fmt.Errorf("%s (from %s): %w", e.path, e.owner, cerr)
+	}
+	if n != e.size {
+		return fmt.Errorf("%s (from %s): size changed while reading (%d, expected %d)", e.path, e.owner, n, e.size)
 	}
 	return nil
 }
