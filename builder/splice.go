@@ -199,12 +199,15 @@ func spliceMember(out io.Writer, tw io.Writer, e *entry, buf []byte) error {
 			return err
 		}
 	} else {
-		n, err := io.CopyBuffer(tw, checked, buf)
+		n, err := io.CopyBuffer(tw, io.LimitReader(checked, e.size), buf)
 		if err != nil {
 			return err
 		}
 		if n != e.size {
-			return fmt.Errorf("inflates to %d bytes, the zip says %d", n, e.size)
+			return fmt.Errorf("inflates to %d bytes, the zip declares %d: corrupt wheel", n, e.size)
+		}
+		if err := atEOF(checked); err != nil {
+			return err
 		}
 		b, ok := dr.Bounds()
 		if !ok {
@@ -226,7 +229,7 @@ func atEOF(r io.Reader) error {
 	var one [1]byte
 	n, err := r.Read(one[:])
 	if n > 0 {
-		return fmt.Errorf("longer than its declared size")
+		return fmt.Errorf("inflates to more than the size the zip declares: refused (a zip bomb, or a corrupt wheel)")
 	}
 	if err == io.EOF {
 		return nil
