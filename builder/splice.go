@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -11,6 +12,8 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -102,7 +105,17 @@ func writeSplicedLayer(c *cas.Cache, t *tree, epoch int64, comp lockfile.Compres
 	tw := tar.NewWriter(rt)
 	mtime := time.Unix(epoch, 0).UTC()
 	buf := make([]byte, 1<<20)
-	for _, e := range t.sorted() {
+	sorted := t.sorted()
+	var toSplice []*entry
+	for _, e := range sorted {
+		if spliceable(e) {
+			toSplice = append(toSplice, e)
+		}
+	}
+	done := make(chan struct{})
+	defer close(done)
+	ahead := verifyAhead(toSplice, done)
+	for _, e := range sorted {
 		if err := tw.WriteHeader(tarHeader(e, mtime)); err != nil {
 			return info, fmt.Errorf("%s: %w", e.path, err)
 		}
@@ -122,7 +135,7 @@ func writeSplicedLayer(c *cas.Cache, t *tree, epoch int64, comp lockfile.Compres
 			return info, err
 		}
 		rt.splicing = true
-		if err := spliceMember(out, tw, e, buf); err != nil {
+		if err := spliceMember(out, tw, e, ahead[e], buf); err != nil {
 			return info, fmt.Errorf("%s (from %s): %w", e.path, e.owner, err)
 		}
 		rt.splicing = false
@@ -157,9 +170,59 @@ func writeSplicedLayer(c *cas.Cache, t *tree, epoch int64, comp lockfile.Compres
 	return info, nil
 }
 
-// spliceMember inflates e's member into tw (the uncompressed side: RECORD
-// check, diffID, CRC) and copies its compressed bytes to out.
-func spliceMember(out io.Writer, tw io.Writer, e *entry, buf []byte) error {
+// chunkSize is the unit workers hand to the writer: 4 stored blocks of
+// the largest size, so that stored members' blocks do not depend on how
+// the content was cut (every chunk but a member's last is full).
+const chunkSize = 4 * 65535
+
+// chunksAhead bounds what one worker holds for the writer.
+const chunksAhead = 8
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
+
+// verified is one spliceable member being read by a worker: its content
+// in order, then its deflate bounds and whether every check passed.
+type verified struct {
+	chunks chan *[]byte
+	err    error // read after chunks is closed
+	bounds deflate.Bounds
+	raw    io.ReaderAt
+}
+
+// verifyAhead starts workers that read the spliceable entries in order,
+// each worker taking every n-th one: inflate (or read a stored member),
+// check against RECORD, size and CRC-32, and pass the content on in
+// chunks. The writer takes them in order; a worker is at most chunksAhead
+// chunks ahead, so memory stays bounded whatever the sizes. Closing done
+// stops them.
+func verifyAhead(entries []*entry, done <-chan struct{}) map[*entry]*verified {
+	out := make(map[*entry]*verified, len(entries))
+	var list []*verified
+	for _, e := range entries {
+		v := &verified{chunks: make(chan *[]byte, chunksAhead)}
+		out[e] = v
+		list = append(list, v)
+	}
+	workers := min(runtime.GOMAXPROCS(0), 8, len(entries))
+	for w := 0; w < workers; w++ {
+		go func() {
+			for i := w; i < len(entries); i += workers {
+				v := list[i]
+				v.err = readMember(entries[i], v, done)
+				close(v.chunks)
+				if v.err == errStopped {
+					return
+				}
+			}
+		}()
+	}
+	return out
+}
+
+var errStopped = fmt.Errorf("stopped")
+
+// readMember is one worker's job for one entry.
+func readMember(e *entry, v *verified, done <-chan struct{}) error {
 	f := e.member
 	raw, err := f.OpenRaw()
 	if err != nil {
@@ -169,8 +232,8 @@ func spliceMember(out io.Writer, tw io.Writer, e *entry, buf []byte) error {
 	if !isRA {
 		return fmt.Errorf("zip member %s cannot be read at offsets", f.Name)
 	}
+	v.raw = ra
 	csize := int64(f.CompressedSize64)
-	memberCRC := crc32.NewIEEE()
 	var content io.Reader
 	var dr *deflate.Reader
 	if f.Method == zip.Store {
@@ -183,44 +246,73 @@ func spliceMember(out io.Writer, tw io.Writer, e *entry, buf []byte) error {
 		defer dr.Close()
 		content = dr
 	}
+	memberCRC := crc32.NewIEEE()
 	// One byte past the declared size is read to see a member that
 	// inflates to more (the cap archive/zip enforces on the classic path).
 	checked := io.TeeReader(io.LimitReader(content, e.size+1), memberCRC)
 	if e.check != nil {
 		checked = e.check(checked)
 	}
-	if f.Method == zip.Store {
-		// Stored: the content is read once, hashed and written as stored
-		// blocks in the same pass.
-		if err := deflate.WriteStored(out, io.TeeReader(checked, tw), e.size, nil); err != nil {
-			return err
-		}
-		if err := atEOF(checked); err != nil {
-			return err
-		}
-	} else {
-		n, err := io.CopyBuffer(tw, io.LimitReader(checked, e.size), buf)
+	var n int64
+	for n < e.size {
+		bp := chunkPool.Get().(*[]byte)
+		k, err := io.ReadFull(checked, (*bp)[:min(chunkSize, e.size-n)])
 		if err != nil {
+			chunkPool.Put(bp)
+			if err == io.ErrUnexpectedEOF || err == io.EOF {
+				return fmt.Errorf("inflates to %d bytes, the zip declares %d: corrupt wheel", n+int64(k), e.size)
+			}
 			return err
 		}
-		if n != e.size {
-			return fmt.Errorf("inflates to %d bytes, the zip declares %d: corrupt wheel", n, e.size)
+		*bp = (*bp)[:k]
+		select {
+		case v.chunks <- bp:
+		case <-done:
+			return errStopped
 		}
-		if err := atEOF(checked); err != nil {
-			return err
-		}
-		b, ok := dr.Bounds()
-		if !ok {
-			return fmt.Errorf("zip member %s: deflate stream did not end", f.Name)
-		}
-		if _, err := deflate.Copy(out, io.NewSectionReader(ra, 0, b.Bytes()), b, buf); err != nil {
-			return err
-		}
+		n += int64(k)
+	}
+	if err := atEOF(checked); err != nil {
+		return err
 	}
 	if f.CRC32 != 0 && memberCRC.Sum32() != f.CRC32 {
 		return fmt.Errorf("zip member %s: CRC-32 %08x does not match the zip's %08x: corrupt wheel", f.Name, memberCRC.Sum32(), f.CRC32)
 	}
+	if dr != nil {
+		b, ok := dr.Bounds()
+		if !ok {
+			return fmt.Errorf("zip member %s: deflate stream did not end", f.Name)
+		}
+		v.bounds = b
+	}
 	return nil
+}
+
+// spliceMember writes a verified member: its content to tw (the
+// uncompressed side: diffID, CRC), its compressed form to out (the
+// deflate stream copied, or stored blocks).
+func spliceMember(out io.Writer, tw io.Writer, e *entry, v *verified, buf []byte) error {
+	stored := e.member.Method == zip.Store
+	for bp := range v.chunks {
+		chunk := *bp
+		_, err := tw.Write(chunk)
+		if err == nil && stored {
+			err = deflate.WriteStored(out, bytes.NewReader(chunk), int64(len(chunk)), buf)
+		}
+		*bp = (*bp)[:cap(*bp)]
+		chunkPool.Put(bp)
+		if err != nil {
+			return err
+		}
+	}
+	if v.err != nil {
+		return v.err
+	}
+	if stored {
+		return nil
+	}
+	_, err := deflate.Copy(out, io.NewSectionReader(v.raw, 0, v.bounds.Bytes()), v.bounds, buf)
+	return err
 }
 
 // atEOF reads r to its end, which must come now: that is when entry
