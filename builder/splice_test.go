@@ -191,7 +191,7 @@ func bothLayers(t *testing.T, wheelPath string) (classic, spliced string, ci, si
 
 // gunzip reads a layer with Go's compress/gzip, which also checks the
 // trailer's CRC-32 and size.
-func gunzip(t *testing.T, p string) []byte {
+func gunzip(t testing.TB, p string) []byte {
 	t.Helper()
 	f, err := os.Open(p)
 	if err != nil {
@@ -474,4 +474,46 @@ func TestSplicedBuildIsTheClassicTar(t *testing.T) {
 	if cd == sd1 {
 		t.Error("the spliced build has the classic digest: nothing was spliced")
 	}
+}
+
+// FuzzSplicedLayer feeds arbitrary zips through the installer and both
+// layer writers: the spliced writer must never panic, must accept what
+// the classic one accepts, and when both write a layer its tar must be
+// the classic one's.
+func FuzzSplicedLayer(f *testing.F) {
+	rng := rand.New(rand.NewSource(9))
+	ms := randomMembers(rng, "pkg", 4)
+	for i := range ms {
+		ms[i].body = ms[i].body[:min(len(ms[i].body), 3000)]
+	}
+	f.Add(goWheel(f, "pkg", ms))
+	w := lockfile.Wheel{Name: "pkg", Version: "1.0", Filename: "pkg-1.0-py3-none-any.whl"}
+	lay := layoutFor(testPython)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return
+		}
+		tr := newTree()
+		if err := installWheel(tr, zr, w, lay); err != nil {
+			return
+		}
+		c := &cas.Cache{Dir: t.TempDir()}
+		ci, cerr := writeLayer(c, tr, 0, classicGzip)
+		si, serr := writeLayer(c, tr, 0, splicedGzip)
+		if cerr == nil && serr != nil {
+			t.Fatalf("the classic writer accepts this wheel, the spliced one says %v", serr)
+		}
+		if cerr != nil || serr != nil {
+			return
+		}
+		if ci.DiffID != si.DiffID {
+			t.Fatalf("diffID %s, classic %s", si.DiffID, ci.DiffID)
+		}
+		a := gunzip(t, c.Path(strings.TrimPrefix(ci.Digest, "sha256:")))
+		s := gunzip(t, c.Path(strings.TrimPrefix(si.Digest, "sha256:")))
+		if !bytes.Equal(a, s) {
+			t.Fatal("the spliced layer inflates to another tar")
+		}
+	})
 }
