@@ -127,6 +127,18 @@ type Compression struct {
 // streams into gzip layers (see builder/splice.go); new gzip locks get it.
 const LayoutSplice = "splice-v1"
 
+// KeepLayout carries the layer layout of the lock being replaced (prev,
+// nil for none) over to l when both use the same compressor: relocking
+// to bump a wheel must not change how every other wheel layer is
+// compressed (and so its digest). A new lock, or a new algorithm or
+// level, gets the default.
+func (l *Lock) KeepLayout(prev *Lock) {
+	if prev == nil || prev.Compression.Algorithm != l.Compression.Algorithm || prev.Compression.Level != l.Compression.Level {
+		return
+	}
+	l.Compression.Layout = prev.Compression.Layout
+}
+
 // DefaultCompression is what a new lock records for an algorithm.
 func DefaultCompression(alg string) Compression {
 	c := Compression{Algorithm: alg, Level: DefaultLevel(alg)}
