@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -297,7 +296,7 @@ func spliceMember(out io.Writer, tw io.Writer, e *entry, v *verified, buf []byte
 		chunk := *bp
 		_, err := tw.Write(chunk)
 		if err == nil && stored {
-			err = deflate.WriteStored(out, bytes.NewReader(chunk), int64(len(chunk)), buf)
+			err = deflate.WriteStoredBytes(out, chunk)
 		}
 		*bp = (*bp)[:cap(*bp)]
 		chunkPool.Put(bp)

@@ -217,6 +217,25 @@ func WriteStored(w io.Writer, r io.Reader, n int64, buf []byte) error {
 	return nil
 }
 
+// WriteStoredBytes writes p to w as non-final stored blocks, like
+// WriteStored, without copying it.
+func WriteStoredBytes(w io.Writer, p []byte) error {
+	var hdr [5]byte
+	for len(p) > 0 {
+		k := min(len(p), maxStored)
+		hdr[1], hdr[2] = byte(k), byte(k>>8)
+		hdr[3], hdr[4] = ^byte(k), ^byte(k>>8)
+		if _, err := w.Write(hdr[:]); err != nil {
+			return err
+		}
+		if _, err := w.Write(p[:k]); err != nil {
+			return err
+		}
+		p = p[k:]
+	}
+	return nil
+}
+
 // FinalEmpty is a final stored block of length 0: it ends a stream whose
 // parts all ended on byte boundaries.
 var FinalEmpty = []byte{0x01, 0x00, 0x00, 0xff, 0xff}
