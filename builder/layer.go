@@ -54,11 +54,58 @@ type layerInfo struct {
 // (digest) on the way: every input byte is read once.
 func writeLayer(c *cas.Cache, t *tree, epoch int64, comp lockfile.Compression) (layerInfo, error) {
 	if comp.Algorithm == "gzip" && comp.Layout == lockfile.LayoutSplice && splices(t) {
-		return writeSplicedLayer(c, t, epoch, comp)
+		return writeBlob(c, types.OCILayer, func(out *bufio.Writer) ([]byte, error) {
+			return writeSpliced(out, t, epoch, comp)
+		})
 	}
+	mt := types.OCILayer
+	if comp.Algorithm == "zstd" {
+		mt = types.OCILayerZStd
+	}
+	return writeBlob(c, mt, func(out *bufio.Writer) ([]byte, error) {
+		var zw io.WriteCloser
+		switch comp.Algorithm {
+		case "zstd":
+			enc, err := zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(comp.Level)),
+				zstd.WithEncoderConcurrency(zstdConcurrency), zstd.WithZeroFrames(true))
+			if err != nil {
+				return nil, err
+			}
+			zw = enc
+		default:
+			gz, err := pgzip.NewWriterLevel(out, comp.Level)
+			if err != nil {
+				return nil, err
+			}
+			if err := gz.SetConcurrency(gzipBlockSize, 16); err != nil {
+				return nil, err
+			}
+			gz.Header.OS = 255 // "unknown": the host OS never leaks
+			zw = gz
+		}
+		diff := sha256.New()
+		tw := tar.NewWriter(io.MultiWriter(zw, diff))
+		if err := writeTar(tw, t, epoch); err != nil {
+			return nil, err
+		}
+		if err := tw.Close(); err != nil {
+			return nil, err
+		}
+		if err := zw.Close(); err != nil {
+			return nil, err
+		}
+		return diff.Sum(nil), nil
+	})
+}
+
+// writeBlob runs write over a new cache blob, hashing and counting what it
+// writes, and commits the blob under its digest; write returns the diffID.
+// On any error the temporary file is removed: nothing half-written stays.
+func writeBlob(c *cas.Cache, mt types.MediaType, write func(out *bufio.Writer) (diffID []byte, err error)) (layerInfo, error) {
+	info := layerInfo{MediaType: mt}
 	tmp, err := c.CreateBlobTemp()
 	if err != nil {
-		return layerInfo{}, err
+		return info, err
 	}
 	ok := false
 	defer func() {
@@ -70,39 +117,8 @@ func writeLayer(c *cas.Cache, t *tree, epoch int64, comp lockfile.Compression) (
 	digest := sha256.New()
 	counter := &countWriter{}
 	out := bufio.NewWriterSize(io.MultiWriter(tmp, digest, counter), 1<<20)
-
-	var zw io.WriteCloser
-	info := layerInfo{}
-	switch comp.Algorithm {
-	case "zstd":
-		enc, err := zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(comp.Level)),
-			zstd.WithEncoderConcurrency(zstdConcurrency), zstd.WithZeroFrames(true))
-		if err != nil {
-			return info, err
-		}
-		zw = enc
-		info.MediaType = types.OCILayerZStd
-	default:
-		gz, err := pgzip.NewWriterLevel(out, comp.Level)
-		if err != nil {
-			return info, err
-		}
-		if err := gz.SetConcurrency(gzipBlockSize, 16); err != nil {
-			return info, err
-		}
-		gz.Header.OS = 255 // "unknown": the host OS never leaks
-		zw = gz
-		info.MediaType = types.OCILayer
-	}
-	diff := sha256.New()
-	tw := tar.NewWriter(io.MultiWriter(zw, diff))
-	if err := writeTar(tw, t, epoch); err != nil {
-		return info, err
-	}
-	if err := tw.Close(); err != nil {
-		return info, err
-	}
-	if err := zw.Close(); err != nil {
+	diff, err := write(out)
+	if err != nil {
 		return info, err
 	}
 	if err := out.Flush(); err != nil {
@@ -117,7 +133,7 @@ func writeLayer(c *cas.Cache, t *tree, epoch int64, comp lockfile.Compression) (
 	}
 	ok = true
 	info.Digest = "sha256:" + dhex
-	info.DiffID = "sha256:" + hex.EncodeToString(diff.Sum(nil))
+	info.DiffID = "sha256:" + hex.EncodeToString(diff)
 	info.Size = counter.n
 	return info, nil
 }

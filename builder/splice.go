@@ -3,22 +3,17 @@ package builder
 import (
 	"archive/tar"
 	"archive/zip"
-	"bufio"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"hash/crc32"
 	"io"
-	"os"
 	"runtime"
 	"sync"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	kflate "github.com/klauspost/compress/flate"
 
-	"github.com/mlenv/mlenv/internal/cas"
 	"github.com/mlenv/mlenv/internal/deflate"
 	"github.com/mlenv/mlenv/lockfile"
 )
@@ -35,7 +30,8 @@ import (
 //
 // Every member is still inflated once: checked against RECORD's hash and
 // size and the zip's CRC-32, and hashed into the diffID. Inflating costs
-// a fraction of compressing.
+// less than compressing, and a stored or incompressible member (stored
+// blocks inside its deflate stream) next to nothing.
 
 // gzipHeader: no name, no mtime, OS "unknown" (255).
 var gzipHeader = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255}
@@ -75,29 +71,15 @@ func (r *router) Write(p []byte) (int, error) {
 	return r.z.Write(p)
 }
 
-// writeSplicedLayer writes t as a spliced gzip layer into the cache.
-func writeSplicedLayer(c *cas.Cache, t *tree, epoch int64, comp lockfile.Compression) (layerInfo, error) {
-	info := layerInfo{MediaType: types.OCILayer}
-	tmp, err := c.CreateBlobTemp()
-	if err != nil {
-		return info, err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	digest := sha256.New()
-	counter := &countWriter{}
-	out := bufio.NewWriterSize(io.MultiWriter(tmp, digest, counter), 1<<20)
+// writeSpliced writes t as a spliced gzip stream to out and returns the
+// diffID.
+func writeSpliced(out io.Writer, t *tree, epoch int64, comp lockfile.Compression) ([]byte, error) {
 	if _, err := out.Write(gzipHeader); err != nil {
-		return info, err
+		return nil, err
 	}
 	zw, err := kflate.NewWriter(out, comp.Level)
 	if err != nil {
-		return info, err
+		return nil, err
 	}
 	diff, crc, size := sha256.New(), crc32.NewIEEE(), &countWriter{}
 	rt := &router{u: io.MultiWriter(diff, crc, size), z: zw}
@@ -116,14 +98,14 @@ func writeSplicedLayer(c *cas.Cache, t *tree, epoch int64, comp lockfile.Compres
 	ahead := verifyAhead(toSplice, done)
 	for _, e := range sorted {
 		if err := tw.WriteHeader(tarHeader(e, mtime)); err != nil {
-			return info, fmt.Errorf("%s: %w", e.path, err)
+			return nil, fmt.Errorf("%s: %w", e.path, err)
 		}
 		if e.kind != kindFile {
 			continue
 		}
 		if !spliceable(e) {
 			if err := copyContent(tw, e, buf); err != nil {
-				return info, err
+				return nil, err
 			}
 			continue
 		}
@@ -131,42 +113,28 @@ func writeSplicedLayer(c *cas.Cache, t *tree, epoch int64, comp lockfile.Compres
 		// stream follows; the compressor starts afresh after it, with no
 		// history (its matches must not reach into the member's bytes).
 		if err := zw.Flush(); err != nil {
-			return info, err
+			return nil, err
 		}
 		rt.splicing = true
 		if err := spliceMember(out, tw, e, ahead[e], buf); err != nil {
-			return info, fmt.Errorf("%s (from %s): %w", e.path, e.owner, err)
+			return nil, fmt.Errorf("%s (from %s): %w", e.path, e.owner, err)
 		}
 		rt.splicing = false
 		zw.Reset(out)
 	}
 	if err := tw.Close(); err != nil {
-		return info, err
+		return nil, err
 	}
 	if err := zw.Close(); err != nil {
-		return info, err
+		return nil, err
 	}
 	var trailer [8]byte
 	binary.LittleEndian.PutUint32(trailer[:4], crc.Sum32())
-	binary.LittleEndian.PutUint32(trailer[4:], uint32(size.n))
+	binary.LittleEndian.PutUint32(trailer[4:], uint32(size.n)) // ISIZE: the size modulo 2^32
 	if _, err := out.Write(trailer[:]); err != nil {
-		return info, err
+		return nil, err
 	}
-	if err := out.Flush(); err != nil {
-		return info, err
-	}
-	if err := tmp.Close(); err != nil {
-		return info, err
-	}
-	dhex := hex.EncodeToString(digest.Sum(nil))
-	if err := c.Commit(tmp.Name(), dhex); err != nil {
-		return info, err
-	}
-	ok = true
-	info.Digest = "sha256:" + dhex
-	info.DiffID = "sha256:" + hex.EncodeToString(diff.Sum(nil))
-	info.Size = counter.n
-	return info, nil
+	return diff.Sum(nil), nil
 }
 
 // chunkSize is the unit workers hand to the writer: 4 stored blocks of

@@ -3,6 +3,7 @@ package builder
 import (
 	"archive/tar"
 	"archive/zip"
+	"bufio"
 	"bytes"
 	"compress/flate"
 	"compress/gzip"
@@ -507,7 +508,7 @@ func FuzzSplicedLayer(f *testing.F) {
 			cerr = tw.Close()
 		}
 		c := &cas.Cache{Dir: cacheDir}
-		si, serr := writeSplicedLayer(c, tr, 0, splicedGzip)
+		si, serr := writeBlob(c, "", func(out *bufio.Writer) ([]byte, error) { return writeSpliced(out, tr, 0, splicedGzip) })
 		if cerr == nil && serr != nil {
 			t.Fatalf("the classic writer accepts this wheel, the spliced one says %v", serr)
 		}
