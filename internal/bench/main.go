@@ -106,6 +106,8 @@ func runSet(abs, mlenvAbs string, ds dataset) {
 			y += "files: [{src: app, dst: /app}]\n"
 		}
 		must(os.WriteFile(filepath.Join(proj, "mlenv.yaml"), []byte(y), 0o644))
+		// A fresh lock: relocking keeps the layout an existing lock pins.
+		os.Remove(filepath.Join(proj, "mlenv.lock"))
 		run(mlenvAbs, "lock")
 		if comp == "gzip" && layout == "" {
 			lp := filepath.Join(proj, "mlenv.lock")
