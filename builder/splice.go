@@ -142,8 +142,10 @@ func writeSpliced(out io.Writer, t *tree, epoch int64, comp lockfile.Compression
 // the content was cut (every chunk but a member's last is full).
 const chunkSize = 4 * 65535
 
-// chunksAhead bounds what one worker holds for the writer.
-const chunksAhead = 8
+// chunksAhead bounds what one worker holds for the writer (1 MiB): with
+// at most 8 workers a layer holds about 13 MiB of buffers, inflater state
+// included, whatever its members' sizes.
+const chunksAhead = 4
 
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
 

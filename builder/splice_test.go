@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -573,5 +574,42 @@ func BenchmarkWheelLayer(b *testing.B) {
 				os.Remove(c.Path(strings.TrimPrefix(info.Digest, "sha256:")))
 			}
 		})
+	}
+}
+
+// TestSplicedMemoryIsBounded: a member far larger than the writer's
+// buffers streams through them; what the spliced writer allocates does
+// not grow with the member.
+func TestSplicedMemoryIsBounded(t *testing.T) {
+	const size = 96 << 20
+	p := filepath.Join(t.TempDir(), "big-1.0-py3-none-any.whl")
+	if err := os.WriteFile(p, goWheel(t, "big", []member{{name: "big/zeros.bin", body: make([]byte, size), method: zip.Deflate, level: 1, klaus: true}}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.OpenReader(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	tr := newTree()
+	if err := installWheel(tr, &zr.Reader, lockfile.Wheel{Name: "big", Version: "1.0", Filename: filepath.Base(p)}, layoutFor(testPython)); err != nil {
+		t.Fatal(err)
+	}
+	c := &cas.Cache{Dir: t.TempDir()}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	info, err := writeLayer(c, tr, 0, splicedGzip)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := after.TotalAlloc - before.TotalAlloc
+	t.Logf("a %d MiB member: %.1f MiB allocated", size>>20, float64(got)/(1<<20))
+	if got > 32<<20 {
+		t.Errorf("writing a layer with a %d MiB member allocated %d MiB", size>>20, got>>20)
+	}
+	if info.Size > 1<<20 {
+		t.Errorf("the zeros member was not carried compressed: layer of %d bytes", info.Size)
 	}
 }
