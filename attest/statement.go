@@ -94,7 +94,7 @@ func Provenance(in ProvenanceInput) slsa.ProvenancePredicate {
 			},
 			InternalParameters: map[string]any{
 				"mlenvVersion": in.MlenvVersion,
-				"compression":  map[string]any{"algorithm": l.Compression.Algorithm, "level": l.Compression.Level, "compressor": in.Compressor},
+				"compression":  map[string]any{"algorithm": l.Compression.Algorithm, "level": l.Compression.Level, "layout": l.Compression.Layout, "compressor": in.Compressor},
 				"epoch":        l.Epoch,
 			},
 			ResolvedDependencies: deps,

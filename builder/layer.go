@@ -34,7 +34,11 @@ func CompressorID(c lockfile.Compression) string {
 	if c.Algorithm == "zstd" {
 		return fmt.Sprintf("klauspost/compress/zstd level=%d concurrency=%d", c.Level, zstdConcurrency)
 	}
-	return fmt.Sprintf("klauspost/pgzip level=%d block=%d", c.Level, gzipBlockSize)
+	pgzip := fmt.Sprintf("klauspost/pgzip level=%d block=%d", c.Level, gzipBlockSize)
+	if c.Layout == lockfile.LayoutSplice {
+		return fmt.Sprintf("mlenv %s (wheel layers: members' deflate streams copied from the wheels, other bytes klauspost/compress/flate level=%d); other layers %s", c.Layout, c.Level, pgzip)
+	}
+	return pgzip
 }
 
 // layerInfo is what the cache remembers about a written layer.
@@ -49,9 +53,59 @@ type layerInfo struct {
 // the cache, hashing the uncompressed stream (diffID) and the compressed one
 // (digest) on the way: every input byte is read once.
 func writeLayer(c *cas.Cache, t *tree, epoch int64, comp lockfile.Compression) (layerInfo, error) {
+	if comp.Algorithm == "gzip" && comp.Layout == lockfile.LayoutSplice && splices(t) {
+		return writeBlob(c, types.OCILayer, func(out *bufio.Writer) ([]byte, error) {
+			return writeSpliced(out, t, epoch, comp)
+		})
+	}
+	mt := types.OCILayer
+	if comp.Algorithm == "zstd" {
+		mt = types.OCILayerZStd
+	}
+	return writeBlob(c, mt, func(out *bufio.Writer) ([]byte, error) {
+		var zw io.WriteCloser
+		switch comp.Algorithm {
+		case "zstd":
+			enc, err := zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(comp.Level)),
+				zstd.WithEncoderConcurrency(zstdConcurrency), zstd.WithZeroFrames(true))
+			if err != nil {
+				return nil, err
+			}
+			zw = enc
+		default:
+			gz, err := pgzip.NewWriterLevel(out, comp.Level)
+			if err != nil {
+				return nil, err
+			}
+			if err := gz.SetConcurrency(gzipBlockSize, 16); err != nil {
+				return nil, err
+			}
+			gz.Header.OS = 255 // "unknown": the host OS never leaks
+			zw = gz
+		}
+		diff := sha256.New()
+		tw := tar.NewWriter(io.MultiWriter(zw, diff))
+		if err := writeTar(tw, t, epoch); err != nil {
+			return nil, err
+		}
+		if err := tw.Close(); err != nil {
+			return nil, err
+		}
+		if err := zw.Close(); err != nil {
+			return nil, err
+		}
+		return diff.Sum(nil), nil
+	})
+}
+
+// writeBlob runs write over a new cache blob, hashing and counting what it
+// writes, and commits the blob under its digest; write returns the diffID.
+// On any error the temporary file is removed: nothing half-written stays.
+func writeBlob(c *cas.Cache, mt types.MediaType, write func(out *bufio.Writer) (diffID []byte, err error)) (layerInfo, error) {
+	info := layerInfo{MediaType: mt}
 	tmp, err := c.CreateBlobTemp()
 	if err != nil {
-		return layerInfo{}, err
+		return info, err
 	}
 	ok := false
 	defer func() {
@@ -63,39 +117,8 @@ func writeLayer(c *cas.Cache, t *tree, epoch int64, comp lockfile.Compression) (
 	digest := sha256.New()
 	counter := &countWriter{}
 	out := bufio.NewWriterSize(io.MultiWriter(tmp, digest, counter), 1<<20)
-
-	var zw io.WriteCloser
-	info := layerInfo{}
-	switch comp.Algorithm {
-	case "zstd":
-		enc, err := zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(comp.Level)),
-			zstd.WithEncoderConcurrency(zstdConcurrency), zstd.WithZeroFrames(true))
-		if err != nil {
-			return info, err
-		}
-		zw = enc
-		info.MediaType = types.OCILayerZStd
-	default:
-		gz, err := pgzip.NewWriterLevel(out, comp.Level)
-		if err != nil {
-			return info, err
-		}
-		if err := gz.SetConcurrency(gzipBlockSize, 16); err != nil {
-			return info, err
-		}
-		gz.Header.OS = 255 // "unknown": the host OS never leaks
-		zw = gz
-		info.MediaType = types.OCILayer
-	}
-	diff := sha256.New()
-	tw := tar.NewWriter(io.MultiWriter(zw, diff))
-	if err := writeTar(tw, t, epoch); err != nil {
-		return info, err
-	}
-	if err := tw.Close(); err != nil {
-		return info, err
-	}
-	if err := zw.Close(); err != nil {
+	diff, err := write(out)
+	if err != nil {
 		return info, err
 	}
 	if err := out.Flush(); err != nil {
@@ -110,7 +133,7 @@ func writeLayer(c *cas.Cache, t *tree, epoch int64, comp lockfile.Compression) (
 	}
 	ok = true
 	info.Digest = "sha256:" + dhex
-	info.DiffID = "sha256:" + hex.EncodeToString(diff.Sum(nil))
+	info.DiffID = "sha256:" + hex.EncodeToString(diff)
 	info.Size = counter.n
 	return info, nil
 }
@@ -126,43 +149,56 @@ func writeTar(tw *tar.Writer, t *tree, epoch int64) error {
 	mtime := time.Unix(epoch, 0).UTC()
 	buf := make([]byte, 1<<20)
 	for _, e := range t.sorted() {
-		h := &tar.Header{Name: e.path, Mode: e.mode, ModTime: mtime}
-		switch e.kind {
-		case kindDir:
-			h.Typeflag = tar.TypeDir
-			h.Name += "/"
-		case kindFile:
-			h.Typeflag = tar.TypeReg
-			h.Size = e.size
-		case kindSymlink:
-			// Link permissions mean nothing on Linux; one value for all.
-			h.Typeflag, h.Mode = tar.TypeSymlink, 0o777
-			h.Linkname = e.link
-		case kindHard:
-			h.Typeflag = tar.TypeLink
-			h.Linkname = e.link
-		}
-		if err := tw.WriteHeader(h); err != nil {
+		if err := tw.WriteHeader(tarHeader(e, mtime)); err != nil {
 			return fmt.Errorf("%s: %w", e.path, err)
 		}
 		if e.kind != kindFile {
 			continue
 		}
-		rc, err := e.reader()
-		if err != nil {
-			return fmt.Errorf("%s (from %s): %w", e.path, e.owner, err)
+		if err := copyContent(tw, e, buf); err != nil {
+			return err
 		}
-		n, err := io.CopyBuffer(tw, rc, buf)
-		cerr := rc.Close()
-		if err != nil {
-			return fmt.Errorf("%s (from %s): %w", e.path, e.owner, err)
-		}
-		if cerr != nil {
-			return fmt.Errorf("%s (from %s): %w", e.path, e.owner, cerr)
-		}
-		if n != e.size {
-			return fmt.Errorf("%s (from %s): size changed while reading (%d, expected %d)", e.path, e.owner, n, e.size)
-		}
+	}
+	return nil
+}
+
+// tarHeader is e's normalised tar header.
+func tarHeader(e *entry, mtime time.Time) *tar.Header {
+	h := &tar.Header{Name: e.path, Mode: e.mode, ModTime: mtime}
+	switch e.kind {
+	case kindDir:
+		h.Typeflag = tar.TypeDir
+		h.Name += "/"
+	case kindFile:
+		h.Typeflag = tar.TypeReg
+		h.Size = e.size
+	case kindSymlink:
+		// Link permissions mean nothing on Linux; one value for all.
+		h.Typeflag, h.Mode = tar.TypeSymlink, 0o777
+		h.Linkname = e.link
+	case kindHard:
+		h.Typeflag = tar.TypeLink
+		h.Linkname = e.link
+	}
+	return h
+}
+
+// copyContent writes a file entry's content, checked, to tw.
+func copyContent(tw io.Writer, e *entry, buf []byte) error {
+	rc, err := e.reader()
+	if err != nil {
+		return fmt.Errorf("%s (from %s): %w", e.path, e.owner, err)
+	}
+	n, err := io.CopyBuffer(tw, rc, buf)
+	cerr := rc.Close()
+	if err != nil {
+		return fmt.Errorf("%s (from %s): %w", e.path, e.owner, err)
+	}
+	if cerr != nil {
+		return fmt.Errorf("%s (from %s): %w", e.path, e.owner, cerr)
+	}
+	if n != e.size {
+		return fmt.Errorf("%s (from %s): size changed while reading (%d, expected %d)", e.path, e.owner, n, e.size)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"archive/zip"
 	"bytes"
 	"fmt"
 	"io"
@@ -37,6 +38,9 @@ type entry struct {
 	check func(content io.Reader) io.Reader
 	// implicit marks a parent folder nobody declared.
 	implicit bool
+	// member is the wheel member the content is, unchanged: a spliced
+	// gzip layer copies its deflate stream (see splice.go).
+	member *zip.File
 }
 
 // tree is the content of one layer.

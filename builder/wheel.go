@@ -203,7 +203,7 @@ func installWheel(t *tree, zr *zip.Reader, w lockfile.Wheel, lay wheelLayout) er
 		}
 		zf := f
 		if err := t.add(&entry{path: dest, kind: kindFile, mode: mode, size: int64(f.UncompressedSize64), owner: owner,
-			open: func() (io.ReadCloser, error) { return zf.Open() }, check: check}); err != nil {
+			open: func() (io.ReadCloser, error) { return zf.Open() }, check: check, member: zf}); err != nil {
 			return err
 		}
 		installed[dest] = recordEntry{rec.hash, int64(f.UncompressedSize64)}

@@ -116,6 +116,36 @@ type ImageConfig struct {
 type Compression struct {
 	Algorithm string `json:"algorithm" yaml:"algorithm"`
 	Level     int    `json:"level" yaml:"level"`
+	// Layout chooses how gzip wheel layers are made: "" (locks written
+	// before it existed) compresses every byte with pgzip;
+	// LayoutSplice copies the wheels' own deflate streams into the
+	// layer. Omitted when empty, so older locks keep their digests.
+	Layout string `json:"layout,omitempty" yaml:"layout,omitempty"`
+}
+
+// LayoutSplice is the layer layout that splices wheel members' deflate
+// streams into gzip layers (see builder/splice.go); new gzip locks get it.
+const LayoutSplice = "splice-v1"
+
+// KeepLayout carries the layer layout of the lock being replaced (prev,
+// nil for none) over to l when both use the same compressor: relocking
+// to bump a wheel must not change how every other wheel layer is
+// compressed (and so its digest). A new lock, or a new algorithm or
+// level, gets the default.
+func (l *Lock) KeepLayout(prev *Lock) {
+	if prev == nil || prev.Compression.Algorithm != l.Compression.Algorithm || prev.Compression.Level != l.Compression.Level {
+		return
+	}
+	l.Compression.Layout = prev.Compression.Layout
+}
+
+// DefaultCompression is what a new lock records for an algorithm.
+func DefaultCompression(alg string) Compression {
+	c := Compression{Algorithm: alg, Level: DefaultLevel(alg)}
+	if alg == "gzip" {
+		c.Layout = LayoutSplice
+	}
+	return c
 }
 
 // Encode returns the canonical bytes of the lock (sorted, indented, stable).
@@ -346,6 +376,15 @@ func (l *Lock) validate(loc locator) error {
 	case "gzip", "zstd":
 	default:
 		return loc.errf("compression.algorithm", "%q is not gzip or zstd", l.Compression.Algorithm)
+	}
+	switch l.Compression.Layout {
+	case "":
+	case LayoutSplice:
+		if l.Compression.Algorithm != "gzip" {
+			return loc.errf("compression.layout", "%q needs gzip (it copies deflate streams), not %s", LayoutSplice, l.Compression.Algorithm)
+		}
+	default:
+		return loc.errf("compression.layout", "%q is not a known layout: use %q or leave it out", l.Compression.Layout, LayoutSplice)
 	}
 	return nil
 }

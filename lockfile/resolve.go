@@ -126,7 +126,7 @@ func (r *Resolver) Resolve(ctx context.Context, in *Intent) (*Lock, error) {
 	for k, v := range in.Env {
 		l.Config.Env = append(l.Config.Env, k+"="+v)
 	}
-	l.Compression = Compression{Algorithm: in.Compression, Level: DefaultLevel(in.Compression)}
+	l.Compression = DefaultCompression(in.Compression)
 	// Two sources giving the same file at different places would race.
 	if err := l.validate(locator{file: "(resolved lock)"}); err != nil {
 		return nil, err

@@ -76,6 +76,9 @@ error. mlenv build ignores the variable: the epoch comes from the lock.`,
 			if explain {
 				lockfile.WriteExplanation(cmd.ErrOrStderr(), decisions)
 			}
+			if prev, err := lockfile.LoadLock(lockFile); err == nil {
+				l.KeepLayout(prev) // an existing lock keeps its layer layout
+			}
 			b, err := l.Encode()
 			if err != nil {
 				return err
