@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-func putBlob(t *testing.T, c *Cache, body []byte) string {
+func putBlob(t testing.TB, c *Cache, body []byte) string {
 	t.Helper()
 	sum, _, err := HashReader(bytes.NewReader(body))
 	if err != nil {
