@@ -72,6 +72,9 @@ func (e *MarkerError) Error() string {
 
 // ParseMarker parses a PEP 508 marker expression.
 func ParseMarker(s string) (*Marker, error) {
+	if len(s) > maxMarkerLen {
+		return nil, &MarkerError{Marker: s[:80] + "...", Msg: fmt.Sprintf("is %d bytes long, more than mlenv reads in one marker (%d KiB): is the lock file damaged?", len(s), maxMarkerLen>>10)}
+	}
 	p := &markerParser{src: s}
 	if err := p.tokenize(); err != nil {
 		return nil, err
@@ -198,10 +201,20 @@ type markerTok struct {
 }
 
 type markerParser struct {
-	src  string
-	toks []markerTok
-	pos  int
+	src   string
+	toks  []markerTok
+	pos   int
+	depth int // open parentheses around the current position
 }
+
+// maxMarkerDepth bounds parenthesis nesting: the parser recurses once per
+// level, and a marker of a million "(" would overflow the goroutine stack
+// (a fatal error, not a panic). Real markers nest two or three levels.
+const maxMarkerDepth = 100
+
+// maxMarkerLen bounds one marker, whose parse tree is kept for the run:
+// uv's longest resolution markers are a few KiB.
+const maxMarkerLen = 64 << 10
 
 func (p *markerParser) errf(format string, args ...any) error {
 	at := len(p.src)
@@ -308,8 +321,13 @@ func (p *markerParser) chain(op string, next func() (markerNode, error)) (marker
 
 func (p *markerParser) atom() (markerNode, error) {
 	if p.peek() == "(" {
+		if p.depth == maxMarkerDepth {
+			return markerNode{}, p.errf("parentheses nested more than %d deep", maxMarkerDepth)
+		}
 		p.pos++
+		p.depth++
 		n, err := p.or()
+		p.depth--
 		if err != nil {
 			return n, err
 		}
