@@ -16,6 +16,11 @@ import (
 	"github.com/pelletier/go-toml/v2"
 )
 
+// maxUVDepth bounds the dependency walk, which recurses once per package
+// on the chain: a chain of a million packages would overflow the
+// goroutine stack (a fatal error); real ones are a few dozen deep.
+const maxUVDepth = 10_000
+
 // uvMaxRevision is the newest uv.lock revision this reader knows.
 const uvMaxRevision = 3
 
@@ -265,6 +270,10 @@ func (u *UVLock) selectFor(ctx context.Context, s *pySelect) ([]pyPackage, []PyD
 	var visit func(n uvNode) error
 	visit = func(n uvNode) error {
 		p := &u.pkgs[n.pkg]
+		if len(stack) == maxUVDepth {
+			return &FieldError{File: u.File, Line: p.line, Field: p.Name,
+				Msg: fmt.Sprintf("dependency chain deeper than %d packages (from %s): real ones are a few dozen deep; the file is damaged or hostile", maxUVDepth, strings.Join(stack[:3], " -> "))}
+		}
 		state[n] = 1
 		stack = append(stack, p.Name)
 		var deps []uvDep

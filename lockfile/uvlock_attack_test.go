@@ -90,3 +90,27 @@ func TestUVLockForkFanOutIsNotQuadratic(t *testing.T) {
 	}
 	t.Error("no decision for x 7")
 }
+
+// A chain root -> a0 -> a1 -> ... of 300,000 packages (20 MB) used 512 MB
+// of goroutine stack in the recursive walk; a 64 MiB lock could hold a
+// chain that overflows the stack, a fatal error. Real chains are a few
+// dozen deep: a chain past maxUVDepth is refused, naming where it was.
+func TestUVLockDeepChainIsRefused(t *testing.T) {
+	n := maxUVDepth + 10
+	var b strings.Builder
+	b.WriteString(uvRootHeader + "    { name = \"a0\" },\n]\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "\n[[package]]\nname = \"a%d\"\nversion = \"1\"\nsource = { registry = \"https://pypi.org/simple\" }\nwheels = [{ url = \"https://example.invalid/a%d-1-py3-none-any.whl\", hash = \"sha256:%s\", size = 1 }]\n", i, i, strings.Repeat("a", 64))
+		if i+1 < n {
+			fmt.Fprintf(&b, "dependencies = [{ name = \"a%d\" }]\n", i+1)
+		}
+	}
+	u, err := ParseUVLock("uv.lock", []byte(b.String()), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = u.selectFor(context.Background(), newPySelect(&PythonIntent{}, attackTarget, localpath.Policy{}))
+	if err == nil || !strings.Contains(err.Error(), "deeper than") || !strings.Contains(err.Error(), "uv.lock:") {
+		t.Fatalf("got %v, want an error at a line of uv.lock saying the chain is too deep", err)
+	}
+}
