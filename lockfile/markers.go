@@ -39,6 +39,10 @@ type MarkerEnv struct {
 	// Extras and Groups are PEP 751's sets; nil means undefined (a marker
 	// that reads them outside a lock file is an error).
 	Extras, Groups map[string]bool
+	// ExtraSet, when not nil, makes "extra" a set for == and !=: uv.lock's
+	// conflict markers (`extra == 'extra-7-trainer-cu124'`) hold for every
+	// extra and group the intent selects, encoded as uv encodes them.
+	ExtraSet map[string]bool
 }
 
 // versionVars are compared as PEP 440 versions (packaging's
@@ -159,6 +163,13 @@ func (m *Marker) evalCmp(n markerNode, env MarkerEnv) (bool, error) {
 		if rhs, ok = lookup(c.rhs); !ok {
 			return fail("%s is not defined for this target", c.rhs)
 		}
+	}
+	if key == "extra" && env.ExtraSet != nil && c.lhsVar != c.rhsVar && (c.op == "==" || c.op == "!=") {
+		name := c.rhs
+		if c.rhsVar {
+			name = c.lhs
+		}
+		return env.ExtraSet[NormalizeName(name)] == (c.op == "=="), nil
 	}
 	if key == "extra" {
 		// PEP 685: extras compare as normalised names, never as versions.

@@ -239,10 +239,11 @@ type uvNode struct {
 
 // selectFor walks the graph for one target.
 func (u *UVLock) selectFor(ctx context.Context, s *pySelect) ([]pyPackage, []PyDecision, error) {
-	env := s.env
 	if err := u.checkNames(s); err != nil {
 		return nil, nil, err
 	}
+	env := s.env
+	env.ExtraSet = u.conflictNames(s)
 	state := map[uvNode]int{}
 	via := map[int]string{}
 	// Why a name was left out, kept per name (every locked version of it
@@ -486,6 +487,27 @@ func (u *UVLock) pick(d uvDep, env MarkerEnv) (int, string, error) {
 		return -1, fmt.Sprintf("fork: no locked version of %s has resolution-markers that match this target (%s)", d.Name, strings.Join(forks, "; ")), nil
 	}
 	return -1, "", fmt.Errorf("%s is locked %d times and more than one fork matches this target (%s)", d.Name, len(match), strings.Join(forks, "; "))
+}
+
+// conflictNames are the selected extras and groups of the roots as uv
+// encodes them in conflict markers: "extra-<len>-<package>-<extra>" and
+// "group-<len>-<package>-<group>", the package's normalised name.
+func (u *UVLock) conflictNames(s *pySelect) map[string]bool {
+	set := map[string]bool{}
+	for _, r := range u.roots {
+		p := &u.pkgs[r]
+		for _, e := range s.extras {
+			if _, ok := p.OptionalDependencies[e]; ok {
+				set[fmt.Sprintf("extra-%d-%s-%s", len(p.norm), p.norm, e)] = true
+			}
+		}
+		for _, g := range s.groups {
+			if _, ok := p.DevDependencies[g]; ok {
+				set[fmt.Sprintf("group-%d-%s-%s", len(p.norm), p.norm, g)] = true
+			}
+		}
+	}
+	return set
 }
 
 // checkNames refuses extras and groups that no root declares.
