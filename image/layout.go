@@ -391,6 +391,10 @@ func readIndexJSON(dir string) ([]v1.Descriptor, error) {
 }
 
 func readBounded(path string, limit int64) ([]byte, error) {
+	// Opening a FIFO for reading would block until a writer comes.
+	if _, err := regularFile(path, "layout file"); err != nil {
+		return nil, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

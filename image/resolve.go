@@ -50,6 +50,9 @@ func Resolve(ctx context.Context, ref Ref, o Options) (*Resolved, error) {
 		if ref.Path == Stdio {
 			return nil, fmt.Errorf("tar:- can only be an output; to read an image from stdin, save it to a file and pass tar:FILE")
 		}
+		if err := checkTarball(ref.Path); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", ref, err)
+		}
 		img, err := tarball.ImageFromPath(ref.Path, nil)
 		if err != nil {
 			return nil, fmt.Errorf("reading %s (expected a `docker save` tarball): %w", ref, err)
@@ -88,6 +91,9 @@ func resolveLayout(ref Ref) (*Resolved, error) {
 	}
 	if fi.Size() > maxIndexJSON {
 		return nil, fmt.Errorf("reading %s: index.json is %d bytes, more than the %d an OCI layout index needs", ref, fi.Size(), maxIndexJSON)
+	}
+	if err := checkLayoutFiles(ref.Path); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", ref, err)
 	}
 	lp, err := layout.FromPath(ref.Path)
 	if err != nil {

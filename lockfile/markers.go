@@ -39,6 +39,10 @@ type MarkerEnv struct {
 	// Extras and Groups are PEP 751's sets; nil means undefined (a marker
 	// that reads them outside a lock file is an error).
 	Extras, Groups map[string]bool
+	// ExtraSet, when not nil, makes "extra" a set for == and !=: uv.lock's
+	// conflict markers (`extra == 'extra-7-trainer-cu124'`) hold for every
+	// extra and group the intent selects, encoded as uv encodes them.
+	ExtraSet map[string]bool
 }
 
 // versionVars are compared as PEP 440 versions (packaging's
@@ -72,6 +76,9 @@ func (e *MarkerError) Error() string {
 
 // ParseMarker parses a PEP 508 marker expression.
 func ParseMarker(s string) (*Marker, error) {
+	if len(s) > maxMarkerLen {
+		return nil, &MarkerError{Marker: s[:80] + "...", Msg: fmt.Sprintf("is %d bytes long, more than mlenv reads in one marker (%d KiB): is the lock file damaged?", len(s), maxMarkerLen>>10)}
+	}
 	p := &markerParser{src: s}
 	if err := p.tokenize(); err != nil {
 		return nil, err
@@ -157,6 +164,13 @@ func (m *Marker) evalCmp(n markerNode, env MarkerEnv) (bool, error) {
 			return fail("%s is not defined for this target", c.rhs)
 		}
 	}
+	if key == "extra" && env.ExtraSet != nil && c.lhsVar != c.rhsVar && (c.op == "==" || c.op == "!=") {
+		name := c.rhs
+		if c.rhsVar {
+			name = c.lhs
+		}
+		return env.ExtraSet[NormalizeName(name)] == (c.op == "=="), nil
+	}
 	if key == "extra" {
 		// PEP 685: extras compare as normalised names, never as versions.
 		if !c.lhsVar {
@@ -198,10 +212,20 @@ type markerTok struct {
 }
 
 type markerParser struct {
-	src  string
-	toks []markerTok
-	pos  int
+	src   string
+	toks  []markerTok
+	pos   int
+	depth int // open parentheses around the current position
 }
+
+// maxMarkerDepth bounds parenthesis nesting: the parser recurses once per
+// level, and a marker of a million "(" would overflow the goroutine stack
+// (a fatal error, not a panic). Real markers nest two or three levels.
+const maxMarkerDepth = 100
+
+// maxMarkerLen bounds one marker, whose parse tree is kept for the run:
+// uv's longest resolution markers are a few KiB.
+const maxMarkerLen = 64 << 10
 
 func (p *markerParser) errf(format string, args ...any) error {
 	at := len(p.src)
@@ -308,8 +332,13 @@ func (p *markerParser) chain(op string, next func() (markerNode, error)) (marker
 
 func (p *markerParser) atom() (markerNode, error) {
 	if p.peek() == "(" {
+		if p.depth == maxMarkerDepth {
+			return markerNode{}, p.errf("parentheses nested more than %d deep", maxMarkerDepth)
+		}
 		p.pos++
+		p.depth++
 		n, err := p.or()
+		p.depth--
 		if err != nil {
 			return n, err
 		}

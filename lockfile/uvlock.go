@@ -16,6 +16,11 @@ import (
 	"github.com/pelletier/go-toml/v2"
 )
 
+// maxUVDepth bounds the dependency walk, which recurses once per package
+// on the chain: a chain of a million packages would overflow the
+// goroutine stack (a fatal error); real ones are a few dozen deep.
+const maxUVDepth = 10_000
+
 // uvMaxRevision is the newest uv.lock revision this reader knows.
 const uvMaxRevision = 3
 
@@ -54,7 +59,6 @@ type uvDep struct {
 	Extra   []string       `toml:"extra"`
 
 	marker *Marker
-	line   int
 }
 
 type uvWheel struct {
@@ -70,6 +74,7 @@ type UVLock struct {
 	pkgs   []uvPackage
 	byName map[string][]int
 	roots  []int
+	lines  *lineIndex
 }
 
 // ParseUVLock reads a uv.lock; relative wheel paths are relative to relTo.
@@ -85,7 +90,7 @@ func ParseUVLock(file string, data []byte, relTo string) (*UVLock, error) {
 		return nil, &FieldError{File: file, Line: findLine(data, "revision"), Field: "version",
 			Msg: fmt.Sprintf("uv.lock version %d revision %d is not one mlenv reads (version 1, revisions 1 to %d): update mlenv, or re-lock with a uv that writes this format", ul.Version, ul.Revision, uvMaxRevision)}
 	}
-	u := &UVLock{File: file, pkgs: ul.Packages, byName: map[string][]int{}}
+	u := &UVLock{File: file, pkgs: ul.Packages, byName: map[string][]int{}, lines: lines}
 	for i := range u.pkgs {
 		p := &u.pkgs[i]
 		p.line = lines.table(i)
@@ -133,9 +138,8 @@ func ParseUVLock(file string, data []byte, relTo string) (*UVLock, error) {
 		err := p.eachDepList(func(what string, deps []uvDep) error {
 			for k := range deps {
 				d := &deps[k]
-				d.line = lines.find(i, `"`+d.Name+`"`)
 				if _, ok := u.byName[NormalizeName(d.Name)]; !ok {
-					return &FieldError{File: file, Line: d.line, Field: p.Name,
+					return &FieldError{File: file, Line: u.depLine(i, d.Name), Field: p.Name,
 						Msg: fmt.Sprintf("%s lists %s in %s, but no [[package]] named %s is in the lock: the file is damaged or hand-edited; run `uv lock` again", p.Name, d.Name, what, d.Name)}
 				}
 				if d.Marker != "" {
@@ -143,7 +147,7 @@ func ParseUVLock(file string, data []byte, relTo string) (*UVLock, error) {
 					if !ok {
 						var err error
 						if m, err = ParseMarker(d.Marker); err != nil {
-							return &FieldError{File: file, Line: d.line, Field: p.Name, Msg: fmt.Sprintf("dependency %s: %v", d.Name, err)}
+							return &FieldError{File: file, Line: u.depLine(i, d.Name), Field: p.Name, Msg: fmt.Sprintf("dependency %s: %v", d.Name, err)}
 						}
 						parsed[d.Marker] = m
 					}
@@ -161,6 +165,13 @@ func ParseUVLock(file string, data []byte, relTo string) (*UVLock, error) {
 		return nil, &FieldError{File: file, Msg: "no workspace root: no package has source { editable = \".\" } or { virtual = \".\" } and [manifest] lists no members"}
 	}
 	return u, nil
+}
+
+// depLine is the line of package i's edge to name, for messages only:
+// searching it for every edge made a package with 50,000 edges take
+// minutes to parse.
+func (u *UVLock) depLine(i int, name string) int {
+	return u.lines.find(i, `"`+name+`"`)
 }
 
 // findLine is the first line that starts with key, or 0.
@@ -228,17 +239,42 @@ type uvNode struct {
 
 // selectFor walks the graph for one target.
 func (u *UVLock) selectFor(ctx context.Context, s *pySelect) ([]pyPackage, []PyDecision, error) {
-	env := s.env
 	if err := u.checkNames(s); err != nil {
 		return nil, nil, err
 	}
+	env := s.env
+	env.ExtraSet = u.conflictNames(s)
 	state := map[uvNode]int{}
 	via := map[int]string{}
-	rejected := map[int][]string{}
+	// Why a name was left out, kept per name (every locked version of it
+	// shares the reasons) and once per reason: noting each reason on each
+	// candidate made 5,000 edges into 5,000 forks quadratic.
+	rejected := map[string]*reasons{}
+	reject := func(name, why string) {
+		name = NormalizeName(name)
+		r := rejected[name]
+		if r == nil {
+			r = &reasons{seen: map[string]bool{}}
+			rejected[name] = r
+		}
+		r.add(why)
+	}
+	// An edge's fork depends only on its name and version on one target.
+	type pickKey struct{ name, version string }
+	type picked struct {
+		q   int
+		why string
+		err error
+	}
+	picks := map[pickKey]picked{}
 	var stack []string
 	var visit func(n uvNode) error
 	visit = func(n uvNode) error {
 		p := &u.pkgs[n.pkg]
+		if len(stack) == maxUVDepth {
+			return &FieldError{File: u.File, Line: p.line, Field: p.Name,
+				Msg: fmt.Sprintf("dependency chain deeper than %d packages (from %s): real ones are a few dozen deep; the file is damaged or hostile", maxUVDepth, strings.Join(stack[:3], " -> "))}
+		}
 		state[n] = 1
 		stack = append(stack, p.Name)
 		var deps []uvDep
@@ -254,23 +290,25 @@ func (u *UVLock) selectFor(ctx context.Context, s *pySelect) ([]pyPackage, []PyD
 			if d.marker != nil {
 				ok, err := d.marker.Eval(env)
 				if err != nil {
-					return &FieldError{File: u.File, Line: d.line, Field: p.Name, Msg: err.Error()}
+					return &FieldError{File: u.File, Line: u.depLine(n.pkg, d.Name), Field: p.Name, Msg: err.Error()}
 				}
 				if !ok {
-					for _, q := range u.byName[NormalizeName(d.Name)] {
-						rejected[q] = append(rejected[q], fmt.Sprintf("marker `%s` is false (edge from %s)", d.Marker, p.Name))
-					}
+					reject(d.Name, fmt.Sprintf("marker `%s` is false (edge from %s)", d.Marker, p.Name))
 					continue
 				}
 			}
-			q, why, err := u.pick(d, env)
+			key := pickKey{NormalizeName(d.Name), d.Version}
+			pk, done := picks[key]
+			if !done {
+				pk.q, pk.why, pk.err = u.pick(d, env)
+				picks[key] = pk
+			}
+			q, why, err := pk.q, pk.why, pk.err
 			if err != nil {
-				return &FieldError{File: u.File, Line: d.line, Field: p.Name, Msg: err.Error()}
+				return &FieldError{File: u.File, Line: u.depLine(n.pkg, d.Name), Field: p.Name, Msg: err.Error()}
 			}
 			if q < 0 {
-				for _, c := range u.byName[NormalizeName(d.Name)] {
-					rejected[c] = append(rejected[c], why)
-				}
+				reject(d.Name, why)
 				continue
 			}
 			kids := []uvNode{{q, ""}}
@@ -280,7 +318,7 @@ func (u *UVLock) selectFor(ctx context.Context, s *pySelect) ([]pyPackage, []PyD
 			for _, k := range kids {
 				switch state[k] {
 				case 1:
-					return &FieldError{File: u.File, Line: d.line, Field: p.Name,
+					return &FieldError{File: u.File, Line: u.depLine(n.pkg, d.Name), Field: p.Name,
 						Msg: fmt.Sprintf("dependency cycle: %s -> %s: mlenv installs an acyclic graph; re-lock, or report the cycle to the packages' maintainers", strings.Join(stack, " -> "), u.pkgs[q].Name)}
 				case 0:
 					if _, ok := via[q]; !ok {
@@ -324,18 +362,14 @@ func (u *UVLock) selectFor(ctx context.Context, s *pySelect) ([]pyPackage, []PyD
 		for k, deps := range p.OptionalDependencies {
 			if !hasName(s.extras, k) {
 				for _, d := range deps {
-					for _, q := range u.byName[NormalizeName(d.Name)] {
-						rejected[q] = append(rejected[q], fmt.Sprintf("extra %q of %s not selected (python.extras)", k, p.Name))
-					}
+					reject(d.Name, fmt.Sprintf("extra %q of %s not selected (python.extras)", k, p.Name))
 				}
 			}
 		}
 		for g, deps := range p.DevDependencies {
 			if !hasName(s.groups, g) {
 				for _, d := range deps {
-					for _, q := range u.byName[NormalizeName(d.Name)] {
-						rejected[q] = append(rejected[q], fmt.Sprintf("dependency group %q of %s not selected (python.groups)", g, p.Name))
-					}
+					reject(d.Name, fmt.Sprintf("dependency group %q of %s not selected (python.groups)", g, p.Name))
 				}
 			}
 		}
@@ -358,8 +392,8 @@ func (u *UVLock) selectFor(ctx context.Context, s *pySelect) ([]pyPackage, []PyD
 			d.Reason, d.Skipped = "workspace root: your own code is not installed from the lock (add its wheel under python.wheels, or copy it with files:)", true
 		case !in:
 			d.Reason = "not reached from the workspace roots"
-			if r := dedupe(rejected[i]); len(r) > 0 {
-				d.Reason = strings.Join(r, "; ")
+			if r := rejected[p.norm]; r != nil {
+				d.Reason = r.String()
 			}
 		default:
 			pkg, note, err := u.installable(ctx, s, i)
@@ -455,6 +489,27 @@ func (u *UVLock) pick(d uvDep, env MarkerEnv) (int, string, error) {
 	return -1, "", fmt.Errorf("%s is locked %d times and more than one fork matches this target (%s)", d.Name, len(match), strings.Join(forks, "; "))
 }
 
+// conflictNames are the selected extras and groups of the roots as uv
+// encodes them in conflict markers: "extra-<len>-<package>-<extra>" and
+// "group-<len>-<package>-<group>", the package's normalised name.
+func (u *UVLock) conflictNames(s *pySelect) map[string]bool {
+	set := map[string]bool{}
+	for _, r := range u.roots {
+		p := &u.pkgs[r]
+		for _, e := range s.extras {
+			if _, ok := p.OptionalDependencies[e]; ok {
+				set[fmt.Sprintf("extra-%d-%s-%s", len(p.norm), p.norm, e)] = true
+			}
+		}
+		for _, g := range s.groups {
+			if _, ok := p.DevDependencies[g]; ok {
+				set[fmt.Sprintf("group-%d-%s-%s", len(p.norm), p.norm, g)] = true
+			}
+		}
+	}
+	return set
+}
+
 // checkNames refuses extras and groups that no root declares.
 func (u *UVLock) checkNames(s *pySelect) error {
 	extras, groups := map[string]bool{}, map[string]bool{}
@@ -488,17 +543,27 @@ func hasName(list []string, s string) bool {
 	return false
 }
 
-func dedupe(xs []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, x := range xs {
-		if !seen[x] {
-			seen[x] = true
-			out = append(out, x)
-		}
+// reasons are the distinct reasons a package was left out, in the order
+// first given; the first three are kept and the others counted.
+type reasons struct {
+	seen  map[string]bool
+	first []string
+}
+
+func (r *reasons) add(why string) {
+	if r.seen[why] {
+		return
 	}
-	if len(out) > 3 {
-		out = append(out[:3], fmt.Sprintf("and %d more", len(out)-3))
+	r.seen[why] = true
+	if len(r.first) < 3 {
+		r.first = append(r.first, why)
 	}
-	return out
+}
+
+func (r *reasons) String() string {
+	s := strings.Join(r.first, "; ")
+	if more := len(r.seen) - len(r.first); more > 0 {
+		s += fmt.Sprintf("; and %d more", more)
+	}
+	return s
 }

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -38,6 +39,10 @@ func main() {
 	os.Exit(code)
 }
 
+// interruptGrace is how long a command may take to clean up and return
+// after SIGINT or SIGTERM before the process exits anyway.
+const interruptGrace = 10 * time.Second
+
 // runMain runs the CLI and returns the exit code. SIGINT and SIGTERM cancel
 // the command's context instead of killing the process: the command
 // returns, its deferred cleanups remove every temporary file, and only
@@ -45,9 +50,25 @@ func main() {
 func runMain() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	finished := make(chan struct{})
+	defer close(finished)
 	go func() {
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case <-finished:
+			return
+		}
 		stop() // restore the default: the next signal ends the process
+		// A command blocked where no context reaches (opening a FIFO, a
+		// hung file system) would never return: `timeout` and Kubernetes
+		// signal once, so end anyway after a grace period.
+		select {
+		case <-finished:
+			return
+		case <-time.After(interruptGrace):
+		}
+		fmt.Fprintf(os.Stderr, "mlenv: still busy %v after the signal; exiting without cleaning up (the next run sweeps temporary files of dead processes)\n", interruptGrace)
+		os.Exit(130)
 	}()
 	root := newRoot()
 	if err := root.ExecuteContext(ctx); err != nil {
