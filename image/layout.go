@@ -244,12 +244,20 @@ func (w *layoutWriter) blob(h v1.Hash, size int64, open func() (io.ReadCloser, e
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
+	src, verified := w.sourceFile(h)
+	// Already there from an earlier write of this layout: a hard link to
+	// the very file the caller verified in this run needs no second look;
+	// anything else is re-hashed, and replaced if it no longer matches.
+	if verified && sameFile(dst, src) {
+		w.done[h] = true
+		return nil
+	}
 	if got, err := hashFile(dst); err == nil && got == h.Hex {
-		w.done[h] = true // already there (an earlier write of the same layout)
+		w.done[h] = true
 		return nil
 	}
 	var err error
-	if src, verified := w.sourceFile(h); src != "" {
+	if src != "" {
 		err = w.fromFile(h, size, src, verified, dst)
 	} else {
 		err = w.fromStream(h, size, open, dst)
@@ -474,4 +482,14 @@ func removeUnreferenced(dir string) {
 			os.Remove(filepath.Join(blobs, e.Name()))
 		}
 	}
+}
+
+// sameFile says whether a and b are the same file (one inode).
+func sameFile(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
 }
