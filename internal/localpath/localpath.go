@@ -50,7 +50,10 @@ func (pol Policy) Resolve(p string) (string, error) {
 	if !insideAny(abs, roots.lexical) {
 		return "", pol.outside(raw)
 	}
-	real, err := filepath.EvalSymlinks(abs)
+	real, err := evalInside(abs, roots)
+	if errors.Is(err, ErrOutside) {
+		return "", pol.outside(raw)
+	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return "", fmt.Errorf("%s: not found in the project folder %s", raw, pol.Base)
@@ -149,4 +152,64 @@ func kind(m fs.FileMode) string {
 		return "symlink"
 	}
 	return "special file"
+}
+
+// maxLinks bounds symlink chains, as the kernel's ELOOP does.
+const maxLinks = 40
+
+// evalInside is filepath.EvalSymlinks with one difference: a link inside
+// the project whose target lies outside every allowed folder is refused
+// (ErrOutside) before its target is looked at. Otherwise a committed link
+// would tell "not found" from "outside" and so reveal whether a host file
+// exists.
+func evalInside(abs string, roots rootSet) (string, error) {
+	allowed := append(append([]string{}, roots.lexical...), roots.real...)
+	rest := strings.Split(filepath.ToSlash(filepath.Clean(abs)), "/")
+	cur := string(filepath.Separator)
+	if vol := filepath.VolumeName(abs); vol != "" {
+		cur = vol + string(filepath.Separator)
+		rest = rest[1:]
+	}
+	hops := 0
+	for len(rest) > 0 {
+		part := rest[0]
+		rest = rest[1:]
+		switch part {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur)
+			continue
+		}
+		next := filepath.Join(cur, part)
+		fi, err := os.Lstat(next)
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		if hops++; hops > maxLinks {
+			return "", fmt.Errorf("more than %d symlinks on the way (a loop?)", maxLinks)
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(cur, target)
+		}
+		target = filepath.Clean(target)
+		if insideAny(next, allowed) && !insideAny(target, allowed) {
+			return "", ErrOutside
+		}
+		rest = append(strings.Split(filepath.ToSlash(target), "/"), rest...)
+		cur = string(filepath.Separator)
+		if vol := filepath.VolumeName(target); vol != "" {
+			cur = vol + string(filepath.Separator)
+			rest = rest[1:]
+		}
+	}
+	return cur, nil
 }

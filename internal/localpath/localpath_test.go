@@ -69,3 +69,34 @@ func TestResolveKeepsInputsInsideTheProject(t *testing.T) {
 	}
 	f.Close()
 }
+
+// A link committed to the project must not tell whether a host file
+// exists: a link to an outside file that exists and one to an outside file
+// that does not give the same answer, naming only the link.
+func TestOutsideLinkIsNoExistenceOracle(t *testing.T) {
+	base, outside := t.TempDir(), t.TempDir()
+	secret := filepath.Join(outside, "secret")
+	if err := os.WriteFile(secret, []byte("s"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink(secret, filepath.Join(base, "there"))
+	os.Symlink(filepath.Join(outside, "missing"), filepath.Join(base, "absent"))
+	os.Symlink("../"+filepath.Base(outside)+"/missing", filepath.Join(base, "relabsent"))
+	pol := Policy{Base: base}
+	var msgs []string
+	for _, name := range []string{"there", "absent", "relabsent"} {
+		_, err := pol.Resolve(name)
+		if !errors.Is(err, ErrOutside) {
+			t.Fatalf("%s: %v, want ErrOutside", name, err)
+		}
+		msgs = append(msgs, strings.Replace(err.Error(), name, "LINK", 1))
+	}
+	if msgs[0] != msgs[1] || msgs[1] != msgs[2] {
+		t.Errorf("the answers differ, revealing what exists outside:\n%s", strings.Join(msgs, "\n"))
+	}
+	// A link inside the project to a missing file inside it is "not found".
+	os.Symlink("nothing-here", filepath.Join(base, "dangling"))
+	if _, err := pol.Resolve("dangling"); err == nil || errors.Is(err, ErrOutside) || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("dangling link inside: %v", err)
+	}
+}
