@@ -3,6 +3,7 @@ package image
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -170,5 +171,43 @@ func TestLayoutOutputWithFIFOIndexIsRefused(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("writing into a layout whose index.json is a FIFO still hangs after 10s")
+	}
+}
+
+// A tar: output naming an existing file that is not a tarball (the lock,
+// a wheel of the build, mlenv.yaml: `--output tar:mlenv.lock` typed for
+// `--lock`) replaced it with the image. Such a file is refused and left
+// as it was, also through a symbolic link; an earlier tarball and an
+// empty file are still replaced.
+func TestTarballOutputOverANonTarFileIsRefused(t *testing.T) {
+	img := testutil.RandomImage(t, "linux", "amd64")
+	dir := t.TempDir()
+	lock := filepath.Join(dir, "mlenv.lock")
+	wheel := filepath.Join(dir, "a-1.0-py3-none-any.whl")
+	os.WriteFile(lock, []byte("schemaVersion: 1\nname: trainer\n"), 0o644)
+	os.WriteFile(wheel, append([]byte("PK\x03\x04"), make([]byte, 1024)...), 0o644)
+	link := filepath.Join(dir, "out.tar")
+	os.Symlink(lock, link)
+	for _, p := range []string{lock, wheel, link} {
+		before, _ := os.ReadFile(p)
+		err := Write(context.Background(), mustParse(t, "tar:"+p), img, WriteOptions{})
+		if err == nil || !strings.Contains(err.Error(), "is not a tar archive") {
+			t.Errorf("tar:%s: %v, want a refusal", filepath.Base(p), err)
+		}
+		if after, _ := os.ReadFile(p); !bytes.Equal(before, after) {
+			t.Errorf("tar:%s changed the file", filepath.Base(p))
+		}
+	}
+	es, _ := os.ReadDir(dir)
+	if len(es) != 3 {
+		t.Errorf("%d entries in the folder, want the 3 it had", len(es))
+	}
+	// An earlier tarball is replaced.
+	old := filepath.Join(dir, "image.tar")
+	if err := Write(context.Background(), mustParse(t, "tar:"+old), testutil.RandomImage(t, "linux", "arm64"), WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(context.Background(), mustParse(t, "tar:"+old), img, WriteOptions{}); err != nil {
+		t.Errorf("replacing an earlier tarball: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -150,6 +151,9 @@ func writeTarball(out Ref, img v1.Image, o WriteOptions) error {
 			return fmt.Errorf("output %s is a symbolic link that does not resolve: %w", out, err)
 		}
 	}
+	if err := replaceableTarball(target); err != nil {
+		return fmt.Errorf("output %s: %w", out, err)
+	}
 	cas.SweepNamed(filepath.Dir(target), "."+filepath.Base(target))
 	tmp, err := os.CreateTemp(filepath.Dir(target), cas.TempPattern("."+filepath.Base(target)))
 	if err != nil {
@@ -167,4 +171,29 @@ func writeTarball(out Ref, img v1.Image, o WriteOptions) error {
 		return fmt.Errorf("writing %s: %w", out, err)
 	}
 	return os.Rename(tmp.Name(), target)
+}
+
+// replaceableTarball refuses to replace an existing file that is neither
+// empty nor a tar archive: `--output tar:mlenv.lock` (typed for --lock),
+// or a wheel of the build, was silently replaced by the image. A tar
+// archive's first header has the ustar magic at offset 257 (POSIX and GNU
+// formats; tarball.Write writes one).
+func replaceableTarball(p string) error {
+	f, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var hdr [512]byte
+	n, err := io.ReadFull(f, hdr[:])
+	if n == 0 && (err == io.EOF) {
+		return nil
+	}
+	if n < len(hdr) || !bytes.HasPrefix(hdr[257:], []byte("ustar")) {
+		return fmt.Errorf("%s exists and is not a tar archive: refusing to replace it with the image; remove it or pick another name", p)
+	}
+	return nil
 }

@@ -145,6 +145,7 @@ type layerPlan struct {
 func planLayers(descs []v1.Descriptor) ([]layerPlan, error) {
 	var out []layerPlan
 	seen := map[string]bool{}
+	under := map[string]string{} // a folder above a layer's path: that path
 	for i, d := range descs {
 		rel, err := filedigest.CleanName(d.Annotations[AnnotationFilepath])
 		if err != nil {
@@ -166,15 +167,20 @@ func planLayers(descs []v1.Descriptor) ([]layerPlan, error) {
 				return nil, fmt.Errorf("layer %d: %s overlaps another layer's path %s", i+1, rel, q)
 			}
 		}
-		seen[rel] = true
-		out = append(out, p)
-	}
-	for i, p := range out {
-		for _, q := range out {
-			if strings.HasPrefix(q.rel, p.rel+"/") {
-				return nil, fmt.Errorf("layer %d: %s holds another layer's path %s", i+1, p.rel, q.rel)
-			}
+		if below, ok := under[rel]; ok {
+			return nil, fmt.Errorf("layer %d: %s holds another layer's path %s", i+1, rel, below)
 		}
+		seen[rel] = true
+		// Every folder above rel, so that a later layer at one of them
+		// is caught by one lookup (comparing every pair of layers took
+		// minutes for a manifest of 100,000).
+		for q := filepath.ToSlash(filepath.Dir(rel)); q != "."; q = filepath.ToSlash(filepath.Dir(q)) {
+			if _, ok := under[q]; ok {
+				break // and so are the folders above it
+			}
+			under[q] = rel
+		}
+		out = append(out, p)
 	}
 	return out, nil
 }

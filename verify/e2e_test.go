@@ -40,15 +40,16 @@ import (
 // SASS, compute_90 PTX) and a CUDA 12.8 runtime, a key pair, and the H200
 // reference host as the training fingerprint.
 type fixture struct {
-	host, ref, repo      string
-	digest               name.Digest
-	lockPath, key, pub   string
-	fpPath               string
-	h200                 *fingerprint.Fingerprint
-	down                 atomic.Bool
-	delay                atomic.Int64 // nanoseconds added to every registry answer
-	registryRequests     atomic.Int64
-	lockDigest, otherPub string
+	host, ref, repo       string
+	digest                name.Digest
+	lockPath, key, pub    string
+	fpPath                string
+	h200                  *fingerprint.Fingerprint
+	down                  atomic.Bool
+	delay                 atomic.Int64 // nanoseconds added to every registry answer
+	registryRequests      atomic.Int64
+	inFlight, maxInFlight atomic.Int64 // concurrent registry requests, and their peak
+	lockDigest, otherPub  string
 
 	pathsMu sync.Mutex
 	paths   []string // "METHOD /v2/..." of every registry request, in order
@@ -87,6 +88,10 @@ func setup(t testing.TB) *fixture {
 	f.host = testutil.Registry(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			f.registryRequests.Add(1)
+			n := f.inFlight.Add(1)
+			defer f.inFlight.Add(-1)
+			for m := f.maxInFlight.Load(); n > m && !f.maxInFlight.CompareAndSwap(m, n); m = f.maxInFlight.Load() {
+			}
 			f.pathsMu.Lock()
 			f.paths = append(f.paths, r.Method+" "+r.URL.Path)
 			f.pathsMu.Unlock()

@@ -319,3 +319,67 @@ func reportLatency(b *testing.B, lat chan time.Duration) {
 	b.ReportMetric(float64(ds[len(ds)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(ds[len(ds)*99/100].Microseconds())/1000, "p99-ms")
 }
+
+// A review naming many distinct images must not fan out to the registry
+// without bound: before, every image left once the review's deadline had
+// passed still started a detached verification (each with a fresh
+// deadline), so one Pod of 500 images opened about 500 registry requests
+// at once, after its answer had been sent. Now a review names at most
+// admission.MaxImagesPerReview distinct images (more is denied without a
+// registry call) and verifications across all reviews share one bound.
+func TestWebhookBoundsRegistryFanOut(t *testing.T) {
+	f := setup(t)
+	v := f.verifier(t, nil)
+	w := startWebhook(t, admission.Options{Verifier: v, Deadline: time.Second, MaxBodyBytes: 3 << 20})
+	f.delay.Store(int64(500 * time.Millisecond))
+
+	many := func(n, from int) []string {
+		var imgs []string
+		for i := range n {
+			imgs = append(imgs, fmt.Sprintf("%s@sha256:%064x", f.repo, from+i))
+		}
+		return imgs
+	}
+	// Over the per-review limit: denied, saying why, no registry call.
+	before := f.registryRequests.Load()
+	_, rev := w.post(t, review("uid-many", "Pod", "", "ml", podObject(many(500, 0)...)))
+	if rev == nil || rev.Response.Allowed || !strings.Contains(rev.Response.Result.Message, "500 distinct images") {
+		t.Fatalf("500 distinct images: %+v", rev)
+	}
+	if n := f.registryRequests.Load() - before; n != 0 {
+		t.Errorf("a review refused for its size made %d registry requests", n)
+	}
+
+	// Ten concurrent reviews at the limit, against a slow registry: the
+	// registry never sees more than the global bound at once, also after
+	// the answers (denied: the deadline passes) were sent.
+	var wg sync.WaitGroup
+	for r := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, rev := w.post(t, review(fmt.Sprintf("uid-%d", r), "Pod", "", "ml", podObject(many(admission.MaxImagesPerReview, 1000*(r+1))...)))
+			if rev == nil || rev.Response.Allowed {
+				t.Errorf("review %d: %+v", r, rev)
+			}
+		}()
+	}
+	wg.Wait()
+	time.Sleep(2 * time.Second) // detached verifications end within a deadline
+	t.Logf("peak registry requests at once: %d", f.maxInFlight.Load())
+	if m := f.maxInFlight.Load(); m > admission.MaxConcurrentVerifications+8 {
+		t.Errorf("%d registry requests at once, want at most about %d", m, admission.MaxConcurrentVerifications)
+	}
+
+	// 10,000 containers of one image: one image to check.
+	f.delay.Store(0)
+	same := make([]string, 10000)
+	for i := range same {
+		same[i] = f.digest.String()
+	}
+	f.attest(t, "")
+	_, rev = w.post(t, review("uid-same", "Pod", "", "ml", podObject(same...)))
+	if rev == nil || !rev.Response.Allowed {
+		t.Fatalf("10,000 containers of one attested image: %+v", rev)
+	}
+}

@@ -95,7 +95,7 @@ func Parse(b []byte) (License, error) {
 	for _, e := range exprs {
 		n, err := parseExpr(e)
 		if err != nil {
-			return License{}, fmt.Errorf("License %q: %w", e, err)
+			return License{}, fmt.Errorf("License %.80q: %w", e, err)
 		}
 		// The package's license is the conjunction of every paragraph's;
 		// a license that several paragraphs name is said once.
@@ -165,14 +165,27 @@ func (p paragraph) get(name string) string { v, _ := p.lookup(name); return v }
 func paragraphs(b []byte) ([]paragraph, error) {
 	var out []paragraph
 	var cur paragraph
+	// A value's continuation lines are collected and joined once the
+	// field ends: appending each to the value would copy it every line
+	// (a 1 MiB field of 300,000 lines took 34 s).
+	var cont []string
+	endField := func() {
+		if len(cont) > 0 {
+			cur[len(cur)-1].value += "\n" + strings.Join(cont, "\n")
+			cont = cont[:0]
+		}
+	}
 	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 64<<10), MaxSize+1)
+	// A buffer of the file's size (up to 64 KiB), not 64 KiB each time:
+	// an image of 100,000 small copyright files allocated 6 GB.
+	sc.Buffer(make([]byte, 0, min(len(b)+1, 64<<10)), MaxSize+1)
 	n := 0
 	for sc.Scan() {
 		n++
 		text := strings.TrimRight(sc.Text(), "\r")
 		switch {
 		case strings.TrimSpace(text) == "":
+			endField()
 			if len(cur) > 0 {
 				out = append(out, cur)
 				cur = nil
@@ -183,18 +196,20 @@ func paragraphs(b []byte) ([]paragraph, error) {
 			if len(cur) == 0 {
 				return nil, fmt.Errorf("line %d: continuation line outside a field", n)
 			}
-			cur[len(cur)-1].value += "\n" + text
+			cont = append(cont, text)
 		default:
 			name, value, ok := strings.Cut(text, ":")
 			if !ok || name == "" || strings.ContainsAny(name, " \t") {
 				return nil, fmt.Errorf("line %d: expected \"Field: value\", got %.60q", n, text)
 			}
+			endField()
 			cur = append(cur, field{name: name, value: strings.TrimSpace(value)})
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("line %d: %w", n+1, err)
 	}
+	endField()
 	if len(cur) > 0 {
 		out = append(out, cur)
 	}

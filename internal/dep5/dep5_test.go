@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 const header = "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: x\n\n"
@@ -134,4 +135,39 @@ func FuzzParse(f *testing.F) {
 		}
 		_ = fmt.Sprint(l)
 	})
+}
+
+// Hostile files within MaxSize: a field of 300,000 continuation lines
+// (each appended to the value by copying it: quadratic, 34 s) and a
+// License field of 300,000 comma-separated names (each comma group copied
+// the operand list: did not end in 5 minutes). Both must end in well
+// under a second; the names are refused, saying why.
+func TestHostileShapesEndQuickly(t *testing.T) {
+	long := header + "Files: *\nLicense: MIT\n" + strings.Repeat(" x\n", 300000)
+	commas := header + "Files: *\nLicense: " + strings.Repeat("a, ", 300000) + "\n"
+	mixed := header + "Files: *\nLicense: " + strings.Repeat("a, or b, and ", 70000) + "c\n"
+	for name, c := range map[string]struct {
+		file    string
+		wantErr string
+	}{
+		"continuation lines": {long, ""},
+		"comma names":        {commas, "300000 words"},
+		"nested comma names": {mixed, "280001 words"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			done := make(chan error, 1)
+			go func() { _, err := Parse([]byte(c.file)); done <- err }()
+			select {
+			case err := <-done:
+				if c.wantErr == "" && err != nil {
+					t.Fatal(err)
+				}
+				if c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)) {
+					t.Fatalf("error %v, want one containing %q", err, c.wantErr)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Parse of a hostile 1 MiB file took over 5 s")
+			}
+		})
+	}
 }

@@ -2,6 +2,7 @@ package dep5
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 )
@@ -68,11 +69,20 @@ func join(op string, a, b node) node {
 
 var errEmpty = errors.New("empty license name")
 
+// maxWords bounds the words of one License field. Real fields name a
+// handful of licenses; a field of 300,000 comma-separated names (within
+// MaxSize) made parseExpr copy its operand list at every comma, for
+// minutes.
+const maxWords = 1024
+
 // parseExpr parses a License field's first line.
 func parseExpr(s string) (node, error) {
 	words := strings.Fields(s)
 	if len(words) == 0 {
 		return node{}, errEmpty
+	}
+	if len(words) > maxWords {
+		return node{}, fmt.Errorf("%d words, more than the %d a real license expression could have", len(words), maxWords)
 	}
 	// Split at commas: each group after the first starts with its operator.
 	var groups [][]string

@@ -33,6 +33,17 @@ const (
 	maxParallelImages   = 8
 )
 
+// Bounds on what one review, and all of them together, may ask of the
+// registries.
+const (
+	// MaxImagesPerReview: a review naming more distinct images is denied
+	// without checking any (real pods name a few).
+	MaxImagesPerReview = 64
+	// MaxConcurrentVerifications bounds image verifications in flight
+	// across all reviews, each a handful of registry requests.
+	MaxConcurrentVerifications = 32
+)
+
 // Options configure a Server.
 type Options struct {
 	Verifier *verify.Verifier
@@ -59,6 +70,9 @@ type Server struct {
 	mu    sync.Mutex
 	cache map[string]cached
 	group singleflight.Group
+	// verifying holds one token per verification in flight, across all
+	// reviews (MaxConcurrentVerifications).
+	verifying chan struct{}
 
 	reg            *prometheus.Registry
 	decisions      map[string]prometheus.Counter // by decision, bound once
@@ -98,7 +112,8 @@ func New(o Options) *Server {
 	if o.Log == nil {
 		o.Log = func(string, ...any) {}
 	}
-	s := &Server{o: o, policy: p, cache: map[string]cached{}, reg: prometheus.NewRegistry()}
+	s := &Server{o: o, policy: p, cache: map[string]cached{}, reg: prometheus.NewRegistry(),
+		verifying: make(chan struct{}, MaxConcurrentVerifications)}
 	decisions := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mlenv_admission_decisions_total",
 		Help: "Admission reviews answered, by decision (allow, deny, error)."}, []string{"decision"})
 	s.decisions = map[string]prometheus.Counter{}
@@ -228,6 +243,13 @@ func (s *Server) review(ctx context.Context, req *Request) *Response {
 	if err != nil {
 		return deny(resp, http.StatusBadRequest, "BadRequest", err.Error())
 	}
+	distinct := map[string]bool{}
+	for _, ci := range images {
+		distinct[ci.Image] = true
+	}
+	if len(distinct) > MaxImagesPerReview {
+		return deny(resp, http.StatusForbidden, "Forbidden", fmt.Sprintf("mlenv verify denied the %s: it names %d distinct images, more than the %d one review may check", req.Kind.Kind, len(distinct), MaxImagesPerReview))
+	}
 	results := make([]string, len(images))
 	warnings := make([][]string, len(images))
 	errored := make([]bool, len(images))
@@ -274,6 +296,11 @@ func deny(resp *Response, code int32, reason, msg string) *Response {
 // plus warnings, and whether the denial is a could-not-check.
 func (s *Server) checkImage(ctx context.Context, ci ContainerImage) (denial string, warnings []string, errored bool) {
 	ref := ci.Image
+	if err := ctx.Err(); err != nil {
+		// The answer is being sent without this image: starting its
+		// check now would only load the registry.
+		return fmt.Sprintf("%s %s: could not be checked: no answer within the review deadline: %v", ci.Where, ref, err), nil, true
+	}
 	if !verify.IsDigestRef(ref) {
 		if !s.policy.Admission.AllowTags {
 			return fmt.Sprintf("%s %s: not by digest (use image@sha256:...; the policy does not resolve tags)", ci.Where, ref), nil, false
@@ -337,6 +364,12 @@ func (s *Server) verdict(ctx context.Context, digestRef string) (*verify.Result,
 		// still bounded by the review deadline.
 		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.Deadline)
 		defer cancel()
+		select {
+		case s.verifying <- struct{}{}:
+			defer func() { <-s.verifying }()
+		case <-vctx.Done():
+			return nil, fmt.Errorf("%d image checks already in flight: %w", MaxConcurrentVerifications, vctx.Err())
+		}
 		res, err := s.o.Verifier.Verify(vctx, verify.Request{Image: digestRef})
 		if err != nil {
 			return nil, err
