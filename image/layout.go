@@ -29,25 +29,39 @@ const maxManifest = 4 << 20
 
 func writeLayout(out Ref, c Content, o WriteOptions) error {
 	dir := filepath.Clean(out.Path)
+	exists, err := checkLayoutTarget(out)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return writeNewLayout(out, dir, c, o)
+	}
+	return updateLayout(out, dir, c, o)
+}
+
+// checkLayoutTarget says whether an oci: output exists, refusing one that
+// mlenv must not write into: a file, or a folder with other things in it.
+func checkLayoutTarget(out Ref) (exists bool, err error) {
+	dir := filepath.Clean(out.Path)
 	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return writeNewLayout(out, dir, c, o)
+		return false, nil
 	case err != nil:
-		return fmt.Errorf("output %s: %w", out, err)
+		return false, fmt.Errorf("output %s: %w", out, err)
 	case !fi.IsDir():
-		return fmt.Errorf("output %s exists and is not a folder: refusing to replace it", out)
+		return false, fmt.Errorf("output %s exists and is not a folder: refusing to replace it", out)
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return fmt.Errorf("output %s: %w", out, err)
+		return false, fmt.Errorf("output %s: %w", out, err)
 	}
 	if len(entries) > 0 {
 		if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err != nil {
-			return fmt.Errorf("output %s exists and is not an OCI image layout (no oci-layout file): refusing to write into it; pick an empty or new folder", out)
+			return false, fmt.Errorf("output %s exists and is not an OCI image layout (no oci-layout file): refusing to write into it; pick an empty or new folder", out)
 		}
 	}
-	return updateLayout(out, dir, c, o)
+	return true, nil
 }
 
 // writeNewLayout writes a whole layout next to dir and renames it into

@@ -197,3 +197,38 @@ func replaceableTarball(p string) error {
 	}
 	return nil
 }
+
+// CheckOutput refuses, before any work, an output that Write would refuse
+// for what is already there: an oci: target that is a file or a foreign
+// folder, a tar: target that is a folder or a file that is not a tarball
+// (the lock or a wheel, typed by mistake). A build can then fail in a
+// second instead of after its whole run. Registry outputs are not checked.
+func CheckOutput(out Ref) error {
+	switch out.Kind {
+	case Layout:
+		_, err := checkLayoutTarget(out)
+		return err
+	case Tarball:
+		if out.Path == Stdio {
+			return nil
+		}
+		target := out.Path
+		if t, err := filepath.EvalSymlinks(target); err == nil {
+			target = t
+		}
+		fi, err := os.Stat(target)
+		if err != nil {
+			return nil // absent (or a dangling link: Write says why)
+		}
+		if fi.IsDir() {
+			return fmt.Errorf("output %s is a folder: expected tar:FILE (or oci:%s for an OCI layout)", out, out.Path)
+		}
+		if !fi.Mode().IsRegular() {
+			return nil // a FIFO or device is written in place
+		}
+		if err := replaceableTarball(target); err != nil {
+			return fmt.Errorf("output %s: %w", out, err)
+		}
+	}
+	return nil
+}

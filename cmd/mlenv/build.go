@@ -66,6 +66,9 @@ target is replaced), tar:- (stdout) or a registry reference.`,
 				if out, err = image.Parse(output); err != nil {
 					return fmt.Errorf("--output: %w", err)
 				}
+				if err := image.CheckOutput(out); err != nil {
+					return err
+				}
 			}
 			toStdout := out.Kind == image.Tarball && out.Path == image.Stdio
 			l, err := lockfile.LoadLock(lockFile)

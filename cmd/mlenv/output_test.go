@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,5 +45,29 @@ func TestBuildOutputs(t *testing.T) {
 	_, stderr, code = run(t, "build", "--lock", lock, "--output", "tar:")
 	if code != 2 || !strings.Contains(stderr, "--output") || !strings.Contains(stderr, "expected tar:FILE") || strings.Contains(stderr, "wrote") {
 		t.Errorf("malformed output: exit %d: %s", code, stderr)
+	}
+}
+
+// An output that names an existing file that is not a tarball (the lock,
+// typed for --lock) is refused before the build starts, and left as it was.
+func TestBuildRefusesToOverwriteANonTarballFirst(t *testing.T) {
+	dir := t.TempDir()
+	lockBytes, err := os.ReadFile(filepath.Join("..", "..", "examples", "minimal", "mlenv.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(dir, "mlenv.lock")
+	os.WriteFile(victim, lockBytes, 0o644)
+	cache := t.TempDir()
+	_, stderr, code := run(t, "build", "--lock", filepath.Join("..", "..", "examples", "minimal", "mlenv.lock"),
+		"--cache-dir", cache, "--output", "tar:"+victim)
+	if code != 2 || !strings.Contains(stderr, "not a tar archive") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != string(lockBytes) {
+		t.Error("the file named as output was changed")
+	}
+	if blobs, _ := filepath.Glob(filepath.Join(cache, "blobs", "sha256", "*")); len(blobs) != 0 {
+		t.Errorf("the build ran before the output was checked: %d blobs in the cache", len(blobs))
 	}
 }
