@@ -262,6 +262,17 @@ func appendChange(fs []Finding, section, key, a, b, detail string) []Finding {
 	return append(fs, Finding{Section: section, Key: key, Kind: kind, A: a, B: b, Detail: detail})
 }
 
+// appendConsequence is appendChange for a difference whose meaning is
+// known: the finding carries its consequence and group.
+func appendConsequence(fs []Finding, section, key, a, b, consequence string, g Group) []Finding {
+	n := len(fs)
+	fs = appendChange(fs, section, key, a, b, "")
+	if len(fs) > n {
+		fs[n].Consequence, fs[n].Group = consequence, g
+	}
+	return fs
+}
+
 // Packages compares two package lists by ecosystem and name: added,
 // removed, version changed, and same version with another hash (a rebuilt
 // wheel), the last only when both hashes are of the same kind.

@@ -116,11 +116,7 @@ func Datasets(a, b []attest.Dataset) []Finding {
 				fb[f.Name] = f.SHA256
 			}
 			for _, n := range union(keys(fa), keys(fb)) {
-				before := len(fs)
-				fs = appendChange(fs, SectionDatasets, uri+"/"+n, shaText(fa[n]), shaText(fb[n]), "")
-				for i := before; i < len(fs); i++ {
-					fs[i].Consequence, fs[i].Group = why, GroupReproduce
-				}
+				fs = appendConsequence(fs, SectionDatasets, uri+"/"+n, shaText(fa[n]), shaText(fb[n]), why, GroupReproduce)
 			}
 		default:
 			fs = append(fs, Finding{Section: SectionDatasets, Key: uri, Kind: Changed, A: treeText(da.TreeSHA256), B: treeText(db.TreeSHA256),
@@ -142,11 +138,7 @@ func shaText(h string) string {
 func Runs(a, b *attest.TrainingPredicate) []Finding {
 	var fs []Finding
 	change := func(key, va, vb, consequence string, g Group) {
-		before := len(fs)
-		fs = appendChange(fs, SectionRun, key, va, vb, "")
-		for i := before; i < len(fs); i++ {
-			fs[i].Consequence, fs[i].Group = consequence, g
-		}
+		fs = appendConsequence(fs, SectionRun, key, va, vb, consequence, g)
 	}
 	// Configs by file name; parsed ones key by key.
 	ca, cb := map[string]attest.ConfigFile{}, map[string]attest.ConfigFile{}
