@@ -289,15 +289,8 @@ func Packages(a, b []Package) []Finding {
 		return m
 	}
 	ma, mb := index(a), index(b)
-	set := func(m map[string]Package) map[string]bool {
-		s := map[string]bool{}
-		for k := range m {
-			s[k] = true
-		}
-		return s
-	}
 	var fs []Finding
-	for _, k := range union(set(ma), set(mb)) {
+	for _, k := range union(keys(ma), keys(mb)) {
 		pa, inA := ma[k]
 		pb, inB := mb[k]
 		switch {

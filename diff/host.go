@@ -301,7 +301,7 @@ func set(list []string) map[string]bool {
 	return m
 }
 
-func keys(m map[string]string) map[string]bool {
+func keys[V any](m map[string]V) map[string]bool {
 	out := map[string]bool{}
 	for k := range m {
 		out[k] = true

@@ -89,16 +89,9 @@ func Datasets(a, b []attest.Dataset) []Finding {
 		return m
 	}
 	ma, mb := index(a), index(b)
-	set := func(m map[string]attest.Dataset) map[string]bool {
-		s := map[string]bool{}
-		for k := range m {
-			s[k] = true
-		}
-		return s
-	}
 	var fs []Finding
 	const why = "other training data: the model is not the same model"
-	for _, uri := range union(set(ma), set(mb)) {
+	for _, uri := range union(keys(ma), keys(mb)) {
 		da, inA := ma[uri]
 		db, inB := mb[uri]
 		switch {
@@ -142,14 +135,13 @@ func Runs(a, b *attest.TrainingPredicate) []Finding {
 	}
 	// Configs by file name; parsed ones key by key.
 	ca, cb := map[string]attest.ConfigFile{}, map[string]attest.ConfigFile{}
-	na, nb := map[string]bool{}, map[string]bool{}
 	for _, c := range a.Configs {
-		ca[c.Name], na[c.Name] = c, true
+		ca[c.Name] = c
 	}
 	for _, c := range b.Configs {
-		cb[c.Name], nb[c.Name] = c, true
+		cb[c.Name] = c
 	}
-	for _, n := range union(na, nb) {
+	for _, n := range union(keys(ca), keys(cb)) {
 		x, inA := ca[n]
 		y, inB := cb[n]
 		switch {
