@@ -99,8 +99,10 @@ func Compare(a, b *Description, o Options) (*Result, error) {
 		add(SectionBase, fs)
 	}
 
-	// Images are walked once for packages and files together.
+	// Images are walked once for packages and files together; paths are
+	// the walk's candidate paths, listed once for both.
 	var st *stacks
+	var paths []string
 	if !sameImage && (o.wants(SectionPackages) || o.wants(SectionFiles)) {
 		ia, ib := a.Image(), b.Image()
 		var err error
@@ -118,12 +120,14 @@ func Compare(a, b *Description, o Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
+		if st != nil {
+			paths = st.candidates()
+		}
 	}
 
 	if o.wants(SectionPackages) {
 		pa, pb := a.Packages, b.Packages
 		if st != nil {
-			paths := st.candidates()
 			if a.Image() != nil {
 				pa = st.packages(st.a, paths)
 			}
@@ -174,7 +178,7 @@ func Compare(a, b *Description, o Options) (*Result, error) {
 		case a.Image() != nil && b.Image() != nil:
 			var fs []Finding
 			if st != nil {
-				fs = files(st)
+				fs = files(st, paths)
 			}
 			add(SectionFiles, fs)
 		case a.LockFiles != nil && b.LockFiles != nil:
@@ -394,10 +398,11 @@ func humanSize(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-// files compares the final state of every path the unshared layers touch.
-func files(s *stacks) []Finding {
+// files compares the final state of every path the unshared layers touch
+// (s.candidates()).
+func files(s *stacks, paths []string) []Finding {
 	var fs []Finding
-	for _, p := range s.candidates() {
+	for _, p := range paths {
 		ea, eb := s.final(s.a, p), s.final(s.b, p)
 		key := "/" + p
 		switch {
