@@ -99,8 +99,10 @@ func Compare(a, b *Description, o Options) (*Result, error) {
 		add(SectionBase, fs)
 	}
 
-	// Images are walked once for packages and files together.
+	// Images are walked once for packages and files together; paths are
+	// the walk's candidate paths, listed once for both.
 	var st *stacks
+	var paths []string
 	if !sameImage && (o.wants(SectionPackages) || o.wants(SectionFiles)) {
 		ia, ib := a.Image(), b.Image()
 		var err error
@@ -118,12 +120,14 @@ func Compare(a, b *Description, o Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
+		if st != nil {
+			paths = st.candidates()
+		}
 	}
 
 	if o.wants(SectionPackages) {
 		pa, pb := a.Packages, b.Packages
 		if st != nil {
-			paths := st.candidates()
 			if a.Image() != nil {
 				pa = st.packages(st.a, paths)
 			}
@@ -174,7 +178,7 @@ func Compare(a, b *Description, o Options) (*Result, error) {
 		case a.Image() != nil && b.Image() != nil:
 			var fs []Finding
 			if st != nil {
-				fs = files(st)
+				fs = files(st, paths)
 			}
 			add(SectionFiles, fs)
 		case a.LockFiles != nil && b.LockFiles != nil:
@@ -262,6 +266,17 @@ func appendChange(fs []Finding, section, key, a, b, detail string) []Finding {
 	return append(fs, Finding{Section: section, Key: key, Kind: kind, A: a, B: b, Detail: detail})
 }
 
+// appendConsequence is appendChange for a difference whose meaning is
+// known: the finding carries its consequence and group.
+func appendConsequence(fs []Finding, section, key, a, b, consequence string, g Group) []Finding {
+	n := len(fs)
+	fs = appendChange(fs, section, key, a, b, "")
+	if len(fs) > n {
+		fs[n].Consequence, fs[n].Group = consequence, g
+	}
+	return fs
+}
+
 // Packages compares two package lists by ecosystem and name: added,
 // removed, version changed, and same version with another hash (a rebuilt
 // wheel), the last only when both hashes are of the same kind.
@@ -278,15 +293,8 @@ func Packages(a, b []Package) []Finding {
 		return m
 	}
 	ma, mb := index(a), index(b)
-	set := func(m map[string]Package) map[string]bool {
-		s := map[string]bool{}
-		for k := range m {
-			s[k] = true
-		}
-		return s
-	}
 	var fs []Finding
-	for _, k := range union(set(ma), set(mb)) {
+	for _, k := range union(keys(ma), keys(mb)) {
 		pa, inA := ma[k]
 		pb, inB := mb[k]
 		switch {
@@ -390,10 +398,11 @@ func humanSize(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-// files compares the final state of every path the unshared layers touch.
-func files(s *stacks) []Finding {
+// files compares the final state of every path the unshared layers touch
+// (s.candidates()).
+func files(s *stacks, paths []string) []Finding {
 	var fs []Finding
-	for _, p := range s.candidates() {
+	for _, p := range paths {
 		ea, eb := s.final(s.a, p), s.final(s.b, p)
 		key := "/" + p
 		switch {

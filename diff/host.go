@@ -31,17 +31,7 @@ type hostDiff struct{ out []Finding }
 // add records one difference when a and b differ; an empty side makes it
 // added or removed.
 func (h *hostDiff) add(key, a, b string, g Group, consequence string) {
-	if a == b {
-		return
-	}
-	kind := Changed
-	switch {
-	case a == "":
-		kind = Added
-	case b == "":
-		kind = Removed
-	}
-	h.out = append(h.out, Finding{Section: SectionHost, Key: key, Kind: kind, A: a, B: b, Group: g, Consequence: consequence})
+	h.out = appendConsequence(h.out, SectionHost, key, a, b, consequence, g)
 }
 
 func (h *hostDiff) gpu(a, b fingerprint.GPU) {
@@ -311,7 +301,7 @@ func set(list []string) map[string]bool {
 	return m
 }
 
-func keys(m map[string]string) map[string]bool {
+func keys[V any](m map[string]V) map[string]bool {
 	out := map[string]bool{}
 	for k := range m {
 		out[k] = true

@@ -89,16 +89,9 @@ func Datasets(a, b []attest.Dataset) []Finding {
 		return m
 	}
 	ma, mb := index(a), index(b)
-	set := func(m map[string]attest.Dataset) map[string]bool {
-		s := map[string]bool{}
-		for k := range m {
-			s[k] = true
-		}
-		return s
-	}
 	var fs []Finding
 	const why = "other training data: the model is not the same model"
-	for _, uri := range union(set(ma), set(mb)) {
+	for _, uri := range union(keys(ma), keys(mb)) {
 		da, inA := ma[uri]
 		db, inB := mb[uri]
 		switch {
@@ -116,11 +109,7 @@ func Datasets(a, b []attest.Dataset) []Finding {
 				fb[f.Name] = f.SHA256
 			}
 			for _, n := range union(keys(fa), keys(fb)) {
-				before := len(fs)
-				fs = appendChange(fs, SectionDatasets, uri+"/"+n, shaText(fa[n]), shaText(fb[n]), "")
-				for i := before; i < len(fs); i++ {
-					fs[i].Consequence, fs[i].Group = why, GroupReproduce
-				}
+				fs = appendConsequence(fs, SectionDatasets, uri+"/"+n, shaText(fa[n]), shaText(fb[n]), why, GroupReproduce)
 			}
 		default:
 			fs = append(fs, Finding{Section: SectionDatasets, Key: uri, Kind: Changed, A: treeText(da.TreeSHA256), B: treeText(db.TreeSHA256),
@@ -142,22 +131,17 @@ func shaText(h string) string {
 func Runs(a, b *attest.TrainingPredicate) []Finding {
 	var fs []Finding
 	change := func(key, va, vb, consequence string, g Group) {
-		before := len(fs)
-		fs = appendChange(fs, SectionRun, key, va, vb, "")
-		for i := before; i < len(fs); i++ {
-			fs[i].Consequence, fs[i].Group = consequence, g
-		}
+		fs = appendConsequence(fs, SectionRun, key, va, vb, consequence, g)
 	}
 	// Configs by file name; parsed ones key by key.
 	ca, cb := map[string]attest.ConfigFile{}, map[string]attest.ConfigFile{}
-	na, nb := map[string]bool{}, map[string]bool{}
 	for _, c := range a.Configs {
-		ca[c.Name], na[c.Name] = c, true
+		ca[c.Name] = c
 	}
 	for _, c := range b.Configs {
-		cb[c.Name], nb[c.Name] = c, true
+		cb[c.Name] = c
 	}
-	for _, n := range union(na, nb) {
+	for _, n := range union(keys(ca), keys(cb)) {
 		x, inA := ca[n]
 		y, inB := cb[n]
 		switch {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -133,9 +132,7 @@ write the registry too. IMAGE may be oci:DIR or tar:FILE with --bundle.`,
 				return err
 			}
 			if output == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
+				return printJSON(cmd.OutOrStdout(), res)
 			}
 			for _, w := range res.Written {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\n", w.PredicateType, w.EnvelopeDigest, w.Where)

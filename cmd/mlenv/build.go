@@ -70,7 +70,6 @@ target is replaced), tar:- (stdout) or a registry reference.`,
 					return err
 				}
 			}
-			toStdout := out.Kind == image.Tarball && out.Path == image.Stdio
 			l, err := lockfile.LoadLock(lockFile)
 			if err != nil {
 				return err
@@ -109,7 +108,7 @@ target is replaced), tar:- (stdout) or a registry reference.`,
 				o.Progress = nil
 			}
 			if checkRepro {
-				return checkReproducible(cmd, o, lockFile, cacheDir, output, format)
+				return checkReproducible(cmd, o, lockFile, cacheDir, output, out, format)
 			}
 			res, err := builder.Build(cmd.Context(), o)
 			if err != nil {
@@ -119,11 +118,7 @@ target is replaced), tar:- (stdout) or a registry reference.`,
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", output)
-			if toStdout {
-				fmt.Fprintln(cmd.ErrOrStderr(), res.Digest.String())
-				return nil
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), res.Digest.String())
+			printDigest(cmd, out, res.Digest.String())
 			return nil
 		},
 	}
@@ -146,12 +141,22 @@ target is replaced), tar:- (stdout) or a registry reference.`,
 	return cmd
 }
 
+// printDigest writes the built digest as stdout's last line, or as
+// stderr's when the tarball itself is stdout (tar:-).
+func printDigest(cmd *cobra.Command, out image.Ref, digest string) {
+	if out.Kind == image.Tarball && out.Path == image.Stdio {
+		fmt.Fprintln(cmd.ErrOrStderr(), digest)
+		return
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), digest)
+}
+
 // checkReproducible builds once in this process and once in a child (this
 // same executable) whose environment differs in everything reprotest varies
 // that can reach a build: time zone, umask, locale, working folder,
 // GOMAXPROCS, layer cache path and the order folders are listed in. The
 // first build is written to --output; stdout's last line is its digest.
-func checkReproducible(cmd *cobra.Command, o builder.Options, lockFile, cacheDir, output, format string) error {
+func checkReproducible(cmd *cobra.Command, o builder.Options, lockFile, cacheDir, output string, out image.Ref, format string) error {
 	work, err := os.MkdirTemp("", "mlenv-repro-*")
 	if err != nil {
 		return err
@@ -170,17 +175,12 @@ func checkReproducible(cmd *cobra.Command, o builder.Options, lockFile, cacheDir
 		fmt.Fprintf(cmd.ErrOrStderr(), "NOT reproducible: %s vs %s\n%s\n", rep.Digests[0], rep.Digests[1], strings.Join(rep.Differences, "\n"))
 	}
 	if output != "" {
-		if err := builder.Write(cmd.Context(), res, output); err != nil {
+		if err := builder.WriteTo(cmd.Context(), res, out, image.WriteOptions{Stdout: cmd.OutOrStdout()}); err != nil {
 			return err
 		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (build 1)\n", output)
 	}
-	if output == "tar:-" {
-		// The tarball owns stdout: the digest goes to stderr's last line.
-		fmt.Fprintln(cmd.ErrOrStderr(), rep.Digests[0])
-	} else {
-		fmt.Fprintln(cmd.OutOrStdout(), rep.Digests[0])
-	}
+	printDigest(cmd, out, rep.Digests[0])
 	if !rep.Same {
 		return exitCode(1, fmt.Errorf("the two builds differ"))
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -67,9 +66,7 @@ Exit status: 0 same, 1 different, 2 error.`,
 			}
 			w := cmd.OutOrStdout()
 			if output == "json" {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
+				if err := printJSON(w, res); err != nil {
 					return exitCode(2, err)
 				}
 			} else {

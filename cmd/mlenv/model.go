@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -41,9 +40,7 @@ model sends no blob). stdout's last line is the manifest digest.`,
 				return err
 			}
 			if output == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
+				if err := printJSON(cmd.OutOrStdout(), res); err != nil {
 					return err
 				}
 			}
@@ -129,9 +126,7 @@ func runTraining(cmd *cobra.Command, args []string, t *trainingFlags, key, fp, b
 		return err
 	}
 	if output == "json" {
-		enc := json.NewEncoder(cmd.OutOrStdout())
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return printJSON(cmd.OutOrStdout(), res)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\n", attest.TrainingPredicateType, res.EnvelopeDigest, res.Where)
 	fmt.Fprintf(os.Stderr, "recorded the training run of %s (%d subjects)\n", res.Model, res.Subjects)

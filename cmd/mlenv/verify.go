@@ -52,9 +52,7 @@ Exit 0 allowed, 1 denied, 2 could not check (fail closed).`,
 					Decision: verify.Error, Checks: []verify.Check{}, Error: err.Error()}
 			}
 			if output == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
+				if err := printJSON(cmd.OutOrStdout(), res); err != nil {
 					return exitCode(2, err)
 				}
 			} else {

@@ -27,18 +27,7 @@ func Walk(img v1.Image, visitors ...Visitor) error {
 	if err != nil {
 		return err
 	}
-	for i, l := range layers {
-		rc, err := l.Uncompressed()
-		if err != nil {
-			return fmt.Errorf("layer %d: %w", i, err)
-		}
-		err = walkLayer(i, rc, visitors)
-		rc.Close()
-		if err != nil {
-			return fmt.Errorf("layer %d: %w", i, err)
-		}
-	}
-	return nil
+	return WalkLayers(layers, 0, visitors...)
 }
 
 func walkLayer(i int, r io.Reader, visitors []Visitor) error {
