@@ -129,7 +129,7 @@ func runTraining(cmd *cobra.Command, args []string, t *trainingFlags, key, fp, b
 		return printJSON(cmd.OutOrStdout(), res)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\n", attest.TrainingPredicateType, res.EnvelopeDigest, res.Where)
-	fmt.Fprintf(os.Stderr, "recorded the training run of %s (%d subjects)\n", res.Model, res.Subjects)
+	fmt.Fprintf(cmd.ErrOrStderr(), "recorded the training run of %s (%d subjects)\n", res.Model, res.Subjects)
 	return nil
 }
 
