@@ -38,8 +38,10 @@ type entry struct {
 type tree struct {
 	state map[string]*entry
 	// removed are whiteouts: they remove what layers below the walked ones
-	// hold at the path (and below it); dir ends in "/" for opaque ones.
-	removed []string
+	// hold at the path (and below it).
+	removed layerwalk.Whiteouts
+	// paths indexes state by folder, so a whiteout finds what it hides.
+	paths layerwalk.Paths
 	// keep, when set, limits which paths are recorded (the shared layers
 	// are walked only for the paths the rest left open).
 	keep    func(string) bool
@@ -63,17 +65,21 @@ func (t *tree) Visit(layer int, name string, h *tar.Header, body io.Reader) (boo
 	if removed, opaque, ok := layerwalk.Whiteout(name); ok {
 		// A whiteout hides what lower layers hold, never its own layer's
 		// entries (an opaque folder's new content sits beside the marker).
-		for p, e := range t.state {
-			if e.layer < layer && layerwalk.Removes(removed, opaque, p) {
+		hide := func(p string) {
+			if e, ok := t.state[p]; ok && e.layer < layer {
 				e.deleted, e.meta = true, nil
 			}
 		}
 		if !opaque {
+			hide(removed)
+		}
+		t.paths.Below(strings.TrimSuffix(removed, "/"), hide)
+		if !opaque {
 			if t.keep == nil || t.keep(removed) {
-				t.state[removed] = &entry{deleted: true, layer: layer}
+				t.set(removed, &entry{deleted: true, layer: layer})
 			}
 		}
-		t.removed = append(t.removed, removed)
+		t.removed.Add(removed, opaque)
 		return false, nil
 	}
 	if name == "" || name == "." {
@@ -113,25 +119,23 @@ func (t *tree) Visit(layer int, name string, h *tar.Header, body io.Reader) (boo
 				}
 				e.digest = "sha256:" + hex.EncodeToString(hasher.Sum(nil))
 			}
-			t.state[name] = e
+			t.set(name, e)
 			return true, nil
 		}
 	}
-	t.state[name] = e
+	t.set(name, e)
 	return false, nil
+}
+
+// set records p's entry and indexes it by folder.
+func (t *tree) set(p string, e *entry) {
+	t.state[p] = e
+	t.paths.Add(p)
 }
 
 // covers says whether one of the tree's whiteouts hides p in the layers
 // below it.
-func (t *tree) covers(p string) bool {
-	for _, r := range t.removed {
-		opaque := strings.HasSuffix(r, "/")
-		if layerwalk.Removes(r, opaque, p) {
-			return true
-		}
-	}
-	return false
-}
+func (t *tree) covers(p string) bool { return t.removed.Removes(p) }
 
 // stacks is the result of walking two images: the layers they share
 // (equal digests, from the bottom) are walked at most once, and only when
@@ -196,21 +200,12 @@ func walkImages(a, b v1.Image, hashAll bool) (*stacks, error) {
 			open[p] = true
 		}
 	}
-	removed := append(append([]string(nil), s.a.removed...), s.b.removed...)
-	if len(open) == 0 && len(removed) == 0 {
+	if len(open) == 0 && s.a.removed.Len()+s.b.removed.Len() == 0 {
 		return s, nil
 	}
 	s.shared = newTree(hashAll)
 	s.shared.keep = func(p string) bool {
-		if open[p] {
-			return true
-		}
-		for _, r := range removed {
-			if layerwalk.Removes(r, strings.HasSuffix(r, "/"), p) {
-				return true
-			}
-		}
-		return false
+		return open[p] || s.a.covers(p) || s.b.covers(p)
 	}
 	if err := layerwalk.WalkLayers(la[:k], 0, s.shared); err != nil {
 		return nil, fmt.Errorf("shared layers: %w", err)
