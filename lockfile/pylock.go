@@ -35,9 +35,10 @@ type pylockPackage struct {
 	Directory      map[string]any `toml:"directory"`
 	VCS            map[string]any `toml:"vcs"`
 
-	marker *Marker
-	files  []pyFile
-	line   int
+	marker         *Marker
+	requiresPython []Specifier
+	files          []pyFile
+	line           int
 }
 
 type pylockWheel struct {
@@ -103,7 +104,7 @@ func ParsePylock(file string, data []byte, relTo string) (*Pylock, error) {
 				return nil, fail("marker", "%v", err)
 			}
 		}
-		if _, err := parseSpecifierSet(p.RequiresPython); err != nil {
+		if p.requiresPython, err = parseSpecifierSet(p.RequiresPython); err != nil {
 			return nil, fail("requires-python", "%v", err)
 		}
 		ws := p.Wheels
@@ -212,8 +213,7 @@ func (l *Pylock) selectFor(ctx context.Context, s *pySelect) ([]pyPackage, []PyD
 			d.Reason = fmt.Sprintf("marker `%s` is %v", p.Marker, v)
 		}
 		if in && p.RequiresPython != "" {
-			rp, _ := parseSpecifierSet(p.RequiresPython)
-			if !specifiersContain(rp, full) {
+			if !specifiersContain(p.requiresPython, full) {
 				in, d.Reason = false, fmt.Sprintf("requires-python %q excludes Python %s", p.RequiresPython, full)
 			}
 		}
