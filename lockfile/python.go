@@ -87,7 +87,7 @@ func ParseRequirements(file string, data []byte) ([]requirement, error) {
 		for _, f := range fields {
 			if h, ok := strings.CutPrefix(f, "--hash="); ok {
 				sum, ok := strings.CutPrefix(h, "sha256:")
-				if !ok || !sha256Re.MatchString(sum) {
+				if !ok || !isSHA256(sum) {
 					return &FieldError{File: file, Line: start, Msg: fmt.Sprintf("%q: only sha256 hashes are accepted", f)}
 				}
 				hashes = append(hashes, sum)
@@ -99,7 +99,7 @@ func ParseRequirements(file string, data []byte) ([]requirement, error) {
 		mfields := strings.Fields(marker)
 		var mrest []string
 		for _, f := range mfields {
-			if h, ok := strings.CutPrefix(f, "--hash=sha256:"); ok && sha256Re.MatchString(h) {
+			if h, ok := strings.CutPrefix(f, "--hash=sha256:"); ok && isSHA256(h) {
 				hashes = append(hashes, h)
 				continue
 			}
