@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -348,26 +349,27 @@ func (u *UVLock) selectFor(ctx context.Context, s *pySelect) ([]pyPackage, []PyD
 	for _, r := range u.roots {
 		p := &u.pkgs[r]
 		nodes := []uvNode{{r, ""}}
+		// s.extras and s.groups are normalised names (newPySelect).
 		for _, e := range s.extras {
-			if _, ok := p.OptionalDependencies[NormalizeName(e)]; ok {
-				nodes = append(nodes, uvNode{r, NormalizeName(e)})
+			if _, ok := p.OptionalDependencies[e]; ok {
+				nodes = append(nodes, uvNode{r, e})
 			}
 		}
 		for _, g := range s.groups {
-			if _, ok := p.DevDependencies[NormalizeName(g)]; ok {
-				nodes = append(nodes, uvNode{r, "group:" + NormalizeName(g)})
+			if _, ok := p.DevDependencies[g]; ok {
+				nodes = append(nodes, uvNode{r, "group:" + g})
 			}
 		}
 		// What the intent leaves out, said for the packages it concerns.
 		for k, deps := range p.OptionalDependencies {
-			if !hasName(s.extras, k) {
+			if !slices.Contains(s.extras, NormalizeName(k)) {
 				for _, d := range deps {
 					reject(d.Name, fmt.Sprintf("extra %q of %s not selected (python.extras)", k, p.Name))
 				}
 			}
 		}
 		for g, deps := range p.DevDependencies {
-			if !hasName(s.groups, g) {
+			if !slices.Contains(s.groups, NormalizeName(g)) {
 				for _, d := range deps {
 					reject(d.Name, fmt.Sprintf("dependency group %q of %s not selected (python.groups)", g, p.Name))
 				}
@@ -532,15 +534,6 @@ func (u *UVLock) checkNames(s *pySelect) error {
 		}
 	}
 	return nil
-}
-
-func hasName(list []string, s string) bool {
-	for _, x := range list {
-		if x == NormalizeName(s) {
-			return true
-		}
-	}
-	return false
 }
 
 // reasons are the distinct reasons a package was left out, in the order
