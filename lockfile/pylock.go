@@ -8,7 +8,9 @@ package lockfile
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
@@ -165,7 +167,7 @@ func specifiersContain(set []Specifier, version string) bool {
 func (l *Pylock) selectFor(ctx context.Context, s *pySelect) ([]pyPackage, []PyDecision, error) {
 	for _, e := range s.extras {
 		if !l.extras[e] {
-			return nil, nil, fmt.Errorf("python.extras: %q is not among the extras %s declares (%s)", e, l.File, strings.Join(sortedKeys(l.extras), ", "))
+			return nil, nil, fmt.Errorf("python.extras: %q is not among the extras %s declares (%s)", e, l.File, strings.Join(slices.Sorted(maps.Keys(l.extras)), ", "))
 		}
 	}
 	groups := s.groups
@@ -174,7 +176,7 @@ func (l *Pylock) selectFor(ctx context.Context, s *pySelect) ([]pyPackage, []PyD
 	}
 	for _, g := range s.groups {
 		if !l.groups[g] {
-			return nil, nil, fmt.Errorf("python.groups: %q is not among the dependency-groups %s declares (%s)", g, l.File, strings.Join(sortedKeys(l.groups), ", "))
+			return nil, nil, fmt.Errorf("python.groups: %q is not among the dependency-groups %s declares (%s)", g, l.File, strings.Join(slices.Sorted(maps.Keys(l.groups)), ", "))
 		}
 	}
 	env := s.target.MarkerEnv(s.extras, groups)

@@ -9,9 +9,9 @@ package lockfile
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
@@ -189,26 +189,17 @@ func (p *uvPackage) eachDepList(f func(what string, deps []uvDep) error) error {
 	if err := f("dependencies", p.Dependencies); err != nil {
 		return err
 	}
-	for _, k := range sortedKeys(p.OptionalDependencies) {
+	for _, k := range slices.Sorted(maps.Keys(p.OptionalDependencies)) {
 		if err := f("optional-dependencies."+k, p.OptionalDependencies[k]); err != nil {
 			return err
 		}
 	}
-	for _, k := range sortedKeys(p.DevDependencies) {
+	for _, k := range slices.Sorted(maps.Keys(p.DevDependencies)) {
 		if err := f("dev-dependencies."+k, p.DevDependencies[k]); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // findRoots: the workspace members, and the project at "." itself.
@@ -525,12 +516,12 @@ func (u *UVLock) checkNames(s *pySelect) error {
 	}
 	for _, e := range s.extras {
 		if !extras[e] {
-			return fmt.Errorf("python.extras: %q is not an extra of the workspace in %s (extras: %s)", e, u.File, strings.Join(sortedKeys(extras), ", "))
+			return fmt.Errorf("python.extras: %q is not an extra of the workspace in %s (extras: %s)", e, u.File, strings.Join(slices.Sorted(maps.Keys(extras)), ", "))
 		}
 	}
 	for _, g := range s.groups {
 		if !groups[g] {
-			return fmt.Errorf("python.groups: %q is not a dependency group of the workspace in %s (groups: %s)", g, u.File, strings.Join(sortedKeys(groups), ", "))
+			return fmt.Errorf("python.groups: %q is not a dependency group of the workspace in %s (groups: %s)", g, u.File, strings.Join(slices.Sorted(maps.Keys(groups)), ", "))
 		}
 	}
 	return nil
