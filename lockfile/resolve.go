@@ -291,9 +291,9 @@ func (r *Resolver) resolvePython(ctx context.Context, in *Intent, l *Lock) error
 			if err != nil {
 				return fmt.Errorf("%s: %w", pkg.Source, err)
 			}
-			chosen[NormalizeName(pkg.Name)+" "+pkg.Version] = pkg.Files[idx].Filename
 			f := pkg.Files[idx]
 			norm := NormalizeName(pkg.Name)
+			chosen[norm+" "+pkg.Version] = f.Filename
 			if prev, dup := seen[norm]; dup && prev != f.Filename {
 				return fmt.Errorf("%s: %s is locked twice (%s and %s)", pkg.Source, pkg.Name, prev, f.Filename)
 			}
