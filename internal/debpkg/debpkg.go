@@ -353,8 +353,7 @@ func (c Control) Format(after string, extra ...Field) []byte {
 }
 
 // ReadControl opens a .deb, parses its control file and checks its
-// identity fields (see Validate). files holds "control" and, when the
-// package has it, "md5sums".
+// identity fields (see Validate).
 func ReadControl(r io.ReaderAt, size int64) (Control, *Deb, error) {
 	c, d, _, err := ReadControlFiles(r, size)
 	return c, d, err
