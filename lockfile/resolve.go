@@ -274,10 +274,16 @@ func (r *Resolver) resolvePython(ctx context.Context, in *Intent, l *Lock) error
 	}
 	byFile := map[string]*Wheel{}
 	var decisions []PyDecision
+	// One find-links index for every target, so that each wheel in those
+	// folders is hashed once.
+	var findLinks *wheelIndex
+	if len(py.FindLinks) > 0 {
+		findLinks = &wheelIndex{local: r.local(in), findLinks: py.FindLinks}
+	}
 	for _, p := range in.Platforms {
 		t := py.target(p)
 		seen := map[string]string{}
-		tpkgs, ds, err := pythonFor(ctx, in, r.local(in), t, pkgs, locks)
+		tpkgs, ds, err := pythonFor(ctx, in, findLinks, t, pkgs, locks)
 		if err != nil {
 			return err
 		}
