@@ -203,7 +203,7 @@ func (a ArtifactIntent) validate(l locator, field string) error {
 	case a.URL != "" && a.SHA256 == "":
 		return l.errf(field+".sha256", "is required for a URL: pin what you download")
 	}
-	if a.SHA256 != "" && !sha256Re.MatchString(strings.TrimPrefix(a.SHA256, "sha256:")) {
+	if a.SHA256 != "" && !isSHA256(strings.TrimPrefix(a.SHA256, "sha256:")) {
 		return l.errf(field+".sha256", "%q is not a sha256 digest (64 lowercase hex characters)", a.SHA256)
 	}
 	return nil

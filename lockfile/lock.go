@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"sort"
 
@@ -15,7 +14,19 @@ import (
 // LockVersion is the version of the mlenv.lock format this code writes.
 const LockVersion = 1
 
-var sha256Re = regexp.MustCompile(`^[0-9a-f]{64}$`)
+// isSHA256 says s is a sha256 digest in lower-case hex (64 characters
+// [0-9a-f]); a loop, not a regexp, since large locks check every file.
+func isSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // Lock is mlenv.lock: every input of a build pinned by URI, sha256 and size.
 // It is written as canonical JSON so that its own sha256 identifies it.
@@ -309,7 +320,7 @@ func (l *Lock) validate(loc locator) error {
 		if a.URI == "" {
 			return loc.errf(field+".uri", "is required")
 		}
-		if !sha256Re.MatchString(a.SHA256) {
+		if !isSHA256(a.SHA256) {
 			return loc.errf(field+".sha256", "%q is not a sha256 hex digest", a.SHA256)
 		}
 		if a.Size < 0 {
@@ -354,7 +365,7 @@ func (l *Lock) validate(loc locator) error {
 	}
 	for i, fs := range l.Files {
 		f := fmt.Sprintf("files[%d]", i)
-		if !sha256Re.MatchString(fs.SHA256) {
+		if !isSHA256(fs.SHA256) {
 			return loc.errf(f+".sha256", "%q is not a sha256 hex digest", fs.SHA256)
 		}
 		if err := checkSrc(fs.Src); err != nil {
@@ -364,7 +375,7 @@ func (l *Lock) validate(loc locator) error {
 			return loc.errf(f+".dst", "%v", err)
 		}
 		for j, c := range fs.Chunks {
-			if !sha256Re.MatchString(c.SHA256) {
+			if !isSHA256(c.SHA256) {
 				return loc.errf(fmt.Sprintf("%s.chunks[%d].sha256", f, j), "%q is not a sha256 hex digest", c.SHA256)
 			}
 		}

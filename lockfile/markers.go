@@ -20,7 +20,6 @@ type markerNode struct {
 	op       string // "and", "or", or "" for a comparison
 	kids     []markerNode
 	cmp      markerCmp
-	hasCmp   bool
 	position int
 }
 
@@ -383,7 +382,7 @@ func (p *markerParser) atom() (markerNode, error) {
 			c.specParseErr = true
 		}
 	}
-	return markerNode{cmp: c, hasCmp: true, position: p.toks[start].pos}, nil
+	return markerNode{cmp: c, position: p.toks[start].pos}, nil
 }
 
 func (p *markerParser) operand() (string, bool, error) {

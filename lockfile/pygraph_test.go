@@ -3,7 +3,9 @@ package lockfile
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -177,7 +179,7 @@ func uvLockTOML(pkgs []fxPkg) string {
 				continue
 			}
 			fmt.Fprintf(&b, "\n[package.%s]\n", sec.name)
-			for _, k := range sortedKeys(sec.m) {
+			for _, k := range slices.Sorted(maps.Keys(sec.m)) {
 				fmt.Fprintf(&b, "%s = [\n", k)
 				for _, d := range sec.m[k] {
 					b.WriteString(fxDepTOML(d, pkgs))

@@ -8,7 +8,9 @@ package lockfile
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
@@ -35,9 +37,10 @@ type pylockPackage struct {
 	Directory      map[string]any `toml:"directory"`
 	VCS            map[string]any `toml:"vcs"`
 
-	marker *Marker
-	files  []pyFile
-	line   int
+	marker         *Marker
+	requiresPython []Specifier
+	files          []pyFile
+	line           int
 }
 
 type pylockWheel struct {
@@ -103,7 +106,7 @@ func ParsePylock(file string, data []byte, relTo string) (*Pylock, error) {
 				return nil, fail("marker", "%v", err)
 			}
 		}
-		if _, err := parseSpecifierSet(p.RequiresPython); err != nil {
+		if p.requiresPython, err = parseSpecifierSet(p.RequiresPython); err != nil {
 			return nil, fail("requires-python", "%v", err)
 		}
 		ws := p.Wheels
@@ -164,7 +167,7 @@ func specifiersContain(set []Specifier, version string) bool {
 func (l *Pylock) selectFor(ctx context.Context, s *pySelect) ([]pyPackage, []PyDecision, error) {
 	for _, e := range s.extras {
 		if !l.extras[e] {
-			return nil, nil, fmt.Errorf("python.extras: %q is not among the extras %s declares (%s)", e, l.File, strings.Join(sortedKeys(l.extras), ", "))
+			return nil, nil, fmt.Errorf("python.extras: %q is not among the extras %s declares (%s)", e, l.File, strings.Join(slices.Sorted(maps.Keys(l.extras)), ", "))
 		}
 	}
 	groups := s.groups
@@ -173,7 +176,7 @@ func (l *Pylock) selectFor(ctx context.Context, s *pySelect) ([]pyPackage, []PyD
 	}
 	for _, g := range s.groups {
 		if !l.groups[g] {
-			return nil, nil, fmt.Errorf("python.groups: %q is not among the dependency-groups %s declares (%s)", g, l.File, strings.Join(sortedKeys(l.groups), ", "))
+			return nil, nil, fmt.Errorf("python.groups: %q is not among the dependency-groups %s declares (%s)", g, l.File, strings.Join(slices.Sorted(maps.Keys(l.groups)), ", "))
 		}
 	}
 	env := s.target.MarkerEnv(s.extras, groups)
@@ -212,8 +215,7 @@ func (l *Pylock) selectFor(ctx context.Context, s *pySelect) ([]pyPackage, []PyD
 			d.Reason = fmt.Sprintf("marker `%s` is %v", p.Marker, v)
 		}
 		if in && p.RequiresPython != "" {
-			rp, _ := parseSpecifierSet(p.RequiresPython)
-			if !specifiersContain(rp, full) {
+			if !specifiersContain(p.requiresPython, full) {
 				in, d.Reason = false, fmt.Sprintf("requires-python %q excludes Python %s", p.RequiresPython, full)
 			}
 		}

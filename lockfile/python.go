@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
@@ -87,7 +88,7 @@ func ParseRequirements(file string, data []byte) ([]requirement, error) {
 		for _, f := range fields {
 			if h, ok := strings.CutPrefix(f, "--hash="); ok {
 				sum, ok := strings.CutPrefix(h, "sha256:")
-				if !ok || !sha256Re.MatchString(sum) {
+				if !ok || !isSHA256(sum) {
 					return &FieldError{File: file, Line: start, Msg: fmt.Sprintf("%q: only sha256 hashes are accepted", f)}
 				}
 				hashes = append(hashes, sum)
@@ -99,7 +100,7 @@ func ParseRequirements(file string, data []byte) ([]requirement, error) {
 		mfields := strings.Fields(marker)
 		var mrest []string
 		for _, f := range mfields {
-			if h, ok := strings.CutPrefix(f, "--hash=sha256:"); ok && sha256Re.MatchString(h) {
+			if h, ok := strings.CutPrefix(f, "--hash=sha256:"); ok && isSHA256(h) {
 				hashes = append(hashes, h)
 				continue
 			}
@@ -147,6 +148,10 @@ type wheelIndex struct {
 	findLinks []string         // local folders, relative to the intent's folder (as written)
 	indexURL  string
 	client    *http.Client
+	// found holds the find-links wheels of each normalised name, hashed
+	// the first time the name is asked for: the same index serves every
+	// target of a lock.
+	found map[string][]pyFile
 }
 
 type simpleFile struct {
@@ -156,9 +161,14 @@ type simpleFile struct {
 	Size     *int64            `json:"size"`
 }
 
-func (ix *wheelIndex) files(ctx context.Context, name string) ([]pyFile, error) {
+// findLinksFiles lists the wheels of a normalised name in the find-links
+// folders, with their sha256 and size. The list is clipped, so that a
+// caller appending to it never writes into the cached one.
+func (ix *wheelIndex) findLinksFiles(norm string) ([]pyFile, error) {
+	if out, ok := ix.found[norm]; ok {
+		return out, nil
+	}
 	var out []pyFile
-	norm := NormalizeName(name)
 	for _, dir := range ix.findLinks {
 		real, err := ix.local.Resolve(dir)
 		if err != nil {
@@ -182,6 +192,20 @@ func (ix *wheelIndex) files(ctx context.Context, name string) ([]pyFile, error) 
 			}
 			out = append(out, pyFile{Filename: e.Name(), URI: path.Join(filepath.ToSlash(dir), e.Name()), SHA256: sum, Size: size})
 		}
+	}
+	if ix.found == nil {
+		ix.found = map[string][]pyFile{}
+	}
+	out = slices.Clip(out)
+	ix.found[norm] = out
+	return out, nil
+}
+
+func (ix *wheelIndex) files(ctx context.Context, name string) ([]pyFile, error) {
+	norm := NormalizeName(name)
+	out, err := ix.findLinksFiles(norm)
+	if err != nil {
+		return nil, err
 	}
 	if ix.indexURL == "" {
 		return out, nil
@@ -243,8 +267,10 @@ type pySelect struct {
 	local     *wheelIndex
 }
 
-func newPySelect(py *PythonIntent, t Target, local localpath.Policy) *pySelect {
-	s := &pySelect{target: t, groupsSet: py.Groups != nil}
+// newPySelect: findLinks is the index of python.find-links, shared by
+// every target (nil when there are none).
+func newPySelect(py *PythonIntent, t Target, findLinks *wheelIndex) *pySelect {
+	s := &pySelect{target: t, groupsSet: py.Groups != nil, local: findLinks}
 	for _, e := range py.Extras {
 		s.extras = append(s.extras, NormalizeName(e))
 	}
@@ -252,9 +278,6 @@ func newPySelect(py *PythonIntent, t Target, local localpath.Policy) *pySelect {
 		s.groups = append(s.groups, NormalizeName(g))
 	}
 	s.env = t.MarkerEnv(s.extras, s.groups)
-	if len(py.FindLinks) > 0 {
-		s.local = &wheelIndex{local: local, findLinks: py.FindLinks}
-	}
 	return s
 }
 
@@ -293,8 +316,8 @@ func findLinksAdvice(name, version string) string {
 
 // pythonFor lists what one target installs: the direct wheels and
 // requirements whose marker holds, and what each lock file selects.
-func pythonFor(ctx context.Context, in *Intent, local localpath.Policy, t Target, direct []pyPackage, locks []pyLockSource) ([]pyPackage, []PyDecision, error) {
-	s := newPySelect(in.Python, t, local)
+func pythonFor(ctx context.Context, in *Intent, findLinks *wheelIndex, t Target, direct []pyPackage, locks []pyLockSource) ([]pyPackage, []PyDecision, error) {
+	s := newPySelect(in.Python, t, findLinks)
 	var out []pyPackage
 	for _, pkg := range direct {
 		if pkg.Marker != "" {

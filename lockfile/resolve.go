@@ -274,10 +274,16 @@ func (r *Resolver) resolvePython(ctx context.Context, in *Intent, l *Lock) error
 	}
 	byFile := map[string]*Wheel{}
 	var decisions []PyDecision
+	// One find-links index for every target, so that each wheel in those
+	// folders is hashed once.
+	var findLinks *wheelIndex
+	if len(py.FindLinks) > 0 {
+		findLinks = &wheelIndex{local: r.local(in), findLinks: py.FindLinks}
+	}
 	for _, p := range in.Platforms {
 		t := py.target(p)
 		seen := map[string]string{}
-		tpkgs, ds, err := pythonFor(ctx, in, r.local(in), t, pkgs, locks)
+		tpkgs, ds, err := pythonFor(ctx, in, findLinks, t, pkgs, locks)
 		if err != nil {
 			return err
 		}
@@ -291,9 +297,9 @@ func (r *Resolver) resolvePython(ctx context.Context, in *Intent, l *Lock) error
 			if err != nil {
 				return fmt.Errorf("%s: %w", pkg.Source, err)
 			}
-			chosen[NormalizeName(pkg.Name)+" "+pkg.Version] = pkg.Files[idx].Filename
 			f := pkg.Files[idx]
 			norm := NormalizeName(pkg.Name)
+			chosen[norm+" "+pkg.Version] = f.Filename
 			if prev, dup := seen[norm]; dup && prev != f.Filename {
 				return fmt.Errorf("%s: %s is locked twice (%s and %s)", pkg.Source, pkg.Name, prev, f.Filename)
 			}

@@ -5,8 +5,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-
-	"github.com/mlenv/mlenv/internal/localpath"
 )
 
 // uvConflictLock is shaped as uv writes a project with conflicting extras
@@ -90,7 +88,7 @@ func TestUVLockConflictMarkersFollowTheSelectedExtras(t *testing.T) {
 		{nil, "linux/amd64", ""},
 	} {
 		tg := Target{PythonVersion: "3.11", Implementation: "cp", Libc: "glibc 2.36", Platform: c.platform}
-		pkgs, _, err := u.selectFor(context.Background(), newPySelect(&PythonIntent{Extras: c.extras}, tg, localpath.Policy{}))
+		pkgs, _, err := u.selectFor(context.Background(), newPySelect(&PythonIntent{Extras: c.extras}, tg, nil))
 		if err != nil {
 			t.Fatalf("extras %v on %s: %v", c.extras, c.platform, err)
 		}

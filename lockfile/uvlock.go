@@ -9,8 +9,9 @@ package lockfile
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
@@ -188,26 +189,17 @@ func (p *uvPackage) eachDepList(f func(what string, deps []uvDep) error) error {
 	if err := f("dependencies", p.Dependencies); err != nil {
 		return err
 	}
-	for _, k := range sortedKeys(p.OptionalDependencies) {
+	for _, k := range slices.Sorted(maps.Keys(p.OptionalDependencies)) {
 		if err := f("optional-dependencies."+k, p.OptionalDependencies[k]); err != nil {
 			return err
 		}
 	}
-	for _, k := range sortedKeys(p.DevDependencies) {
+	for _, k := range slices.Sorted(maps.Keys(p.DevDependencies)) {
 		if err := f("dev-dependencies."+k, p.DevDependencies[k]); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // findRoots: the workspace members, and the project at "." itself.
@@ -348,26 +340,27 @@ func (u *UVLock) selectFor(ctx context.Context, s *pySelect) ([]pyPackage, []PyD
 	for _, r := range u.roots {
 		p := &u.pkgs[r]
 		nodes := []uvNode{{r, ""}}
+		// s.extras and s.groups are normalised names (newPySelect).
 		for _, e := range s.extras {
-			if _, ok := p.OptionalDependencies[NormalizeName(e)]; ok {
-				nodes = append(nodes, uvNode{r, NormalizeName(e)})
+			if _, ok := p.OptionalDependencies[e]; ok {
+				nodes = append(nodes, uvNode{r, e})
 			}
 		}
 		for _, g := range s.groups {
-			if _, ok := p.DevDependencies[NormalizeName(g)]; ok {
-				nodes = append(nodes, uvNode{r, "group:" + NormalizeName(g)})
+			if _, ok := p.DevDependencies[g]; ok {
+				nodes = append(nodes, uvNode{r, "group:" + g})
 			}
 		}
 		// What the intent leaves out, said for the packages it concerns.
 		for k, deps := range p.OptionalDependencies {
-			if !hasName(s.extras, k) {
+			if !slices.Contains(s.extras, NormalizeName(k)) {
 				for _, d := range deps {
 					reject(d.Name, fmt.Sprintf("extra %q of %s not selected (python.extras)", k, p.Name))
 				}
 			}
 		}
 		for g, deps := range p.DevDependencies {
-			if !hasName(s.groups, g) {
+			if !slices.Contains(s.groups, NormalizeName(g)) {
 				for _, d := range deps {
 					reject(d.Name, fmt.Sprintf("dependency group %q of %s not selected (python.groups)", g, p.Name))
 				}
@@ -523,24 +516,15 @@ func (u *UVLock) checkNames(s *pySelect) error {
 	}
 	for _, e := range s.extras {
 		if !extras[e] {
-			return fmt.Errorf("python.extras: %q is not an extra of the workspace in %s (extras: %s)", e, u.File, strings.Join(sortedKeys(extras), ", "))
+			return fmt.Errorf("python.extras: %q is not an extra of the workspace in %s (extras: %s)", e, u.File, strings.Join(slices.Sorted(maps.Keys(extras)), ", "))
 		}
 	}
 	for _, g := range s.groups {
 		if !groups[g] {
-			return fmt.Errorf("python.groups: %q is not a dependency group of the workspace in %s (groups: %s)", g, u.File, strings.Join(sortedKeys(groups), ", "))
+			return fmt.Errorf("python.groups: %q is not a dependency group of the workspace in %s (groups: %s)", g, u.File, strings.Join(slices.Sorted(maps.Keys(groups)), ", "))
 		}
 	}
 	return nil
-}
-
-func hasName(list []string, s string) bool {
-	for _, x := range list {
-		if x == NormalizeName(s) {
-			return true
-		}
-	}
-	return false
 }
 
 // reasons are the distinct reasons a package was left out, in the order

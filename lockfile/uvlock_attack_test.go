@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/mlenv/mlenv/internal/localpath"
 )
 
 const uvRootHeader = "version = 1\nrevision = 3\n\n[[package]]\nname = \"root\"\nversion = \"0.1.0\"\nsource = { editable = \".\" }\ndependencies = [\n"
@@ -38,7 +36,7 @@ func TestUVLockManyEdgesParseInLinearTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pkgs, _, err := u.selectFor(context.Background(), newPySelect(&PythonIntent{}, attackTarget, localpath.Policy{}))
+	pkgs, _, err := u.selectFor(context.Background(), newPySelect(&PythonIntent{}, attackTarget, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +68,7 @@ func TestUVLockForkFanOutIsNotQuadratic(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	pkgs, ds, err := u.selectFor(context.Background(), newPySelect(&PythonIntent{}, attackTarget, localpath.Policy{}))
+	pkgs, ds, err := u.selectFor(context.Background(), newPySelect(&PythonIntent{}, attackTarget, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +107,7 @@ func TestUVLockDeepChainIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = u.selectFor(context.Background(), newPySelect(&PythonIntent{}, attackTarget, localpath.Policy{}))
+	_, _, err = u.selectFor(context.Background(), newPySelect(&PythonIntent{}, attackTarget, nil))
 	if err == nil || !strings.Contains(err.Error(), "deeper than") || !strings.Contains(err.Error(), "uv.lock:") {
 		t.Fatalf("got %v, want an error at a line of uv.lock saying the chain is too deep", err)
 	}

@@ -51,10 +51,8 @@ func checkPlatform(p string) error {
 	if !platformFormRe.MatchString(p) {
 		return fmt.Errorf("%q is not os/arch[/variant] like linux/amd64", p)
 	}
-	for _, s := range SupportedPlatforms {
-		if p == s {
-			return nil
-		}
+	if contains(SupportedPlatforms, p) {
+		return nil
 	}
 	return fmt.Errorf("%q is not supported: use one of %s", p, strings.Join(SupportedPlatforms, ", "))
 }

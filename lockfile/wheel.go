@@ -45,19 +45,6 @@ func NormalizeName(name string) string {
 	return b.String()
 }
 
-// isSHA256 is sha256Re.MatchString without the regexp.
-func isSHA256(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
 // ParseWheelFilename parses a wheel file name; an sdist gets a clear refusal.
 func ParseWheelFilename(filename string) (WheelName, error) {
 	if strings.HasSuffix(filename, ".tar.gz") || strings.HasSuffix(filename, ".zip") {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mlenv/mlenv/internal/debpkg"
 	"github.com/mlenv/mlenv/internal/testutil"
@@ -125,5 +126,26 @@ func TestValidateFollowsPolicy(t *testing.T) {
 	}
 	if debpkg.ValidPackageName("libstdc++6") != nil || debpkg.ValidPackageName("a") == nil || debpkg.ValidPackageName("A1") == nil {
 		t.Error("package name rule is wrong")
+	}
+}
+
+// A control file of 350,000 continuation lines (1 MiB; a kept control
+// member may be 16 MiB) took over two minutes when each line was
+// appended to the value by copying it.
+func TestLongContinuationEndsQuickly(t *testing.T) {
+	b := "Package: p\nVersion: 1\nArchitecture: all\nDescription: x\n" + strings.Repeat(" x\n", 350000)
+	done := make(chan error, 1)
+	var c debpkg.Control
+	go func() { var err error; c, err = debpkg.ParseControl([]byte(b)); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Get("Description"); got != "x"+strings.Repeat("\n x", 350000) {
+			t.Fatalf("Description has %d bytes", len(got))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("ParseControl of 1 MiB of continuation lines took over 5 s")
 	}
 }

@@ -90,7 +90,13 @@ func Parse(b []byte) (License, error) {
 		}
 	}
 	out := License{Texts: map[string]string{}}
-	var terms []node
+	// Each term with its rendering, which is both the duplicate check
+	// and the sort key: rendered once, not at every comparison.
+	type term struct {
+		s string
+		n node
+	}
+	var terms []term
 	seen := map[string]bool{}
 	for _, e := range exprs {
 		n, err := parseExpr(e)
@@ -106,7 +112,7 @@ func Parse(b []byte) (License, error) {
 		for _, c := range conj {
 			if s := c.render(true); !seen[s] {
 				seen[s] = true
-				terms = append(terms, c)
+				terms = append(terms, term{s, c})
 			}
 		}
 		n.walk(func(l leaf) {
@@ -119,8 +125,12 @@ func Parse(b []byte) (License, error) {
 			}
 		})
 	}
-	sort.Slice(terms, func(i, j int) bool { return terms[i].render(true) < terms[j].render(true) })
-	out.Expression = node{op: "AND", kids: terms}.render(false)
+	sort.Slice(terms, func(i, j int) bool { return terms[i].s < terms[j].s })
+	kids := make([]node, len(terms))
+	for i, t := range terms {
+		kids[i] = t.n
+	}
+	out.Expression = node{op: "AND", kids: kids}.render(false)
 	return out, nil
 }
 
