@@ -221,8 +221,8 @@ func (b *cacheBlob) Compressed() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	what := "cached blob " + b.c.Path(b.desc.Digest.Hex)
-	return readCloser{ReadCloser: io.NopCloser(&checkReader{r: f, h: sha256.New(), want: b.desc.Digest.Hex, what: what, encode: hex.EncodeToString}), f: f}, nil
+	check := hashingCheck("cached blob "+b.c.Path(b.desc.Digest.Hex), sha256.New, b.desc.Digest.Hex, hex.EncodeToString)
+	return readCloser{ReadCloser: io.NopCloser(check(f)), f: f}, nil
 }
 
 func verifiedDigest(img v1.Image, want v1.Hash, what string) (v1.Image, error) {
