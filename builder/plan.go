@@ -12,7 +12,6 @@ import (
 	"github.com/mlenv/mlenv/internal/atomicfile"
 	"github.com/mlenv/mlenv/internal/canon"
 	"github.com/mlenv/mlenv/internal/cas"
-	"github.com/mlenv/mlenv/internal/localpath"
 	"github.com/mlenv/mlenv/lockfile"
 )
 
@@ -162,7 +161,7 @@ func planLayers(o Options, platform string, arts *artifacts, redirect *redirecto
 			}
 			plans = append(plans, layerPlan{key: key, createdBy: fmt.Sprintf("mlenv: files %s (part %d of %d)", f.Dst, j+1, len(f.Chunks)),
 				fill: func(t *tree) (func() error, func(), error) {
-					fin, err := addFiles(t, localpath.Policy{Base: o.BaseDir, Allow: o.AllowOutside}, o.ReverseListing, f, j)
+					fin, err := addFiles(t, o.localPolicy(), o.ReverseListing, f, j)
 					return fin, nil, err
 				}})
 		}
@@ -180,7 +179,7 @@ func planLayers(o Options, platform string, arts *artifacts, redirect *redirecto
 			fill: func(t *tree) (func() error, func(), error) {
 				var checks []func() error
 				for _, f := range whole {
-					fin, err := addFiles(t, localpath.Policy{Base: o.BaseDir, Allow: o.AllowOutside}, o.ReverseListing, f, -1)
+					fin, err := addFiles(t, o.localPolicy(), o.ReverseListing, f, -1)
 					if err != nil {
 						return nil, nil, err
 					}
