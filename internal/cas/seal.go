@@ -38,15 +38,21 @@ func (c *Cache) sealed(hexsum string) bool {
 	if !ok {
 		return false
 	}
+	s, ok := c.readSeal(hexsum)
+	return ok && s == now
+}
+
+// readSeal reads the blob's recorded seal, if there is a sound one.
+func (c *Cache) readSeal(hexsum string) (seal, bool) {
 	b, err := os.ReadFile(c.sealPath(hexsum))
 	if err != nil || len(b) > 4096 {
-		return false
+		return seal{}, false
 	}
 	var s seal
 	if json.Unmarshal(b, &s) != nil {
-		return false
+		return seal{}, false
 	}
-	return s == now
+	return s, true
 }
 
 // writeSeal records the blob's state; call it only right after its bytes
@@ -78,12 +84,8 @@ func (c *Cache) writeSeal(hexsum string) {
 // renews the seal only if the blob was sealed before and its device, inode,
 // size and mtime are those of the seal.
 func (c *Cache) Reseal(hexsum string) {
-	b, err := os.ReadFile(c.sealPath(hexsum))
-	if err != nil || len(b) > 4096 {
-		return
-	}
-	var old seal
-	if json.Unmarshal(b, &old) != nil {
+	old, ok := c.readSeal(hexsum)
+	if !ok {
 		return
 	}
 	now, ok := statSeal(c.Path(hexsum))
