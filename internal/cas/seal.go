@@ -82,14 +82,16 @@ func (c *Cache) writeSeal(hexsum string) {
 // Reseal follows a change of the blob's inode that did not touch its bytes
 // (a hard link into an output changes the link count, hence the ctime): it
 // renews the seal only if the blob was sealed before and its device, inode,
-// size and mtime are those of the seal.
+// size and mtime are those of the seal. A seal that still holds (the
+// output was a tarball or a registry, or the blob was copied, not linked)
+// is left as it is.
 func (c *Cache) Reseal(hexsum string) {
 	old, ok := c.readSeal(hexsum)
 	if !ok {
 		return
 	}
 	now, ok := statSeal(c.Path(hexsum))
-	if !ok || now.Dev != old.Dev || now.Ino != old.Ino || now.Size != old.Size || now.MtimeNs != old.MtimeNs {
+	if !ok || now == old || now.Dev != old.Dev || now.Ino != old.Ino || now.Size != old.Size || now.MtimeNs != old.MtimeNs {
 		return
 	}
 	c.writeSeal(hexsum)
