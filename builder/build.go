@@ -177,7 +177,8 @@ func buildPlatform(ctx context.Context, o Options, platform string, arts *artifa
 	if err != nil {
 		return nil, err
 	}
-	plans, err := planLayers(o, platform, arts, newRedirector(links))
+	redirect := newRedirector(links)
+	plans, err := planLayers(o, platform, arts, redirect)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +193,7 @@ func buildPlatform(ctx context.Context, o Options, platform string, arts *artifa
 			if err := gctx.Err(); err != nil {
 				return err
 			}
-			l, err := produce(o, p, vs)
+			l, err := produce(o, p, redirect, vs)
 			if err != nil {
 				return err
 			}
