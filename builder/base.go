@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -24,9 +23,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/mlenv/mlenv/image"
 	"github.com/mlenv/mlenv/internal/cas"
-
-	"github.com/mlenv/mlenv/internal/netx"
 )
 
 // loadBase returns the base image for a platform. Registry bases are
@@ -73,10 +71,9 @@ func loadBase(ctx context.Context, o Options, platform string, vs *verifiedSet) 
 		return nil, err
 	}
 	dref := ref.Context().Digest(h.String())
-	opts := append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain),
-		// Every phase bounded: a hung registry ends with an error naming it.
-		remote.WithTransport(netx.Transport(netx.DefaultTimeouts))}, o.RemoteOptions...)
-	rimg, err := remote.Image(dref, opts...)
+	// The default keychain, every phase bounded (a hung registry ends with
+	// an error naming it), then the caller's options.
+	rimg, err := remote.Image(dref, image.Options{Remote: o.RemoteOptions}.RemoteOptions(ctx)...)
 	if err != nil {
 		return nil, fmt.Errorf("pulling base %s: %w", dref, err)
 	}
@@ -224,8 +221,8 @@ func (b *cacheBlob) Compressed() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	what := "cached blob " + b.c.Path(b.desc.Digest.Hex)
-	return readCloser{ReadCloser: io.NopCloser(&checkReader{r: f, h: sha256.New(), want: b.desc.Digest.Hex, what: what, encode: hex.EncodeToString}), f: f}, nil
+	check := hashingCheck("cached blob "+b.c.Path(b.desc.Digest.Hex), sha256.New, b.desc.Digest.Hex, hex.EncodeToString)
+	return readCloser{ReadCloser: io.NopCloser(check(f)), f: f}, nil
 }
 
 func verifiedDigest(img v1.Image, want v1.Hash, what string) (v1.Image, error) {

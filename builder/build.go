@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mlenv/mlenv/internal/cas"
+	"github.com/mlenv/mlenv/internal/localpath"
 	"github.com/mlenv/mlenv/internal/progress"
 	"github.com/mlenv/mlenv/lockfile"
 )
@@ -69,6 +70,12 @@ type Options struct {
 	// builds, to prove that the order in which the file system lists a
 	// folder never reaches the image.
 	ReverseListing bool
+}
+
+// localPolicy is where local inputs may come from: BaseDir and the
+// AllowOutside folders.
+func (o Options) localPolicy() localpath.Policy {
+	return localpath.Policy{Base: o.BaseDir, Allow: o.AllowOutside}
 }
 
 // Result is a built image (one platform) or index (several).
@@ -170,7 +177,8 @@ func buildPlatform(ctx context.Context, o Options, platform string, arts *artifa
 	if err != nil {
 		return nil, err
 	}
-	plans, err := planLayers(o, platform, arts, newRedirector(links))
+	redirect := newRedirector(links)
+	plans, err := planLayers(o, platform, arts, redirect)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +193,7 @@ func buildPlatform(ctx context.Context, o Options, platform string, arts *artifa
 			if err := gctx.Err(); err != nil {
 				return err
 			}
-			l, err := produce(o, p, vs)
+			l, err := produce(o, p, redirect, vs)
 			if err != nil {
 				return err
 			}

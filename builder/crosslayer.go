@@ -137,9 +137,6 @@ func baseLinks(o Options, l v1.Layer) (map[string]string, error) {
 		}
 	}
 	b, _ := json.Marshal(m)
-	if err := os.MkdirAll(filepath.Dir(meta), 0o755); err != nil {
-		return nil, err
-	}
 	if err := atomicfile.Write(meta, b, 0o644); err != nil {
 		return nil, err
 	}

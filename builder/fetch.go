@@ -11,7 +11,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mlenv/mlenv/internal/cas"
-	"github.com/mlenv/mlenv/internal/localpath"
 	"github.com/mlenv/mlenv/lockfile"
 )
 
@@ -93,7 +92,7 @@ func fetchAll(ctx context.Context, o Options, f *cas.Fetcher) (*artifacts, error
 	var mu sync.Mutex
 	arts := &artifacts{ctx: ctx, cache: o.Cache, fetcher: f, paths: map[string]string{}, uris: map[string]string{},
 		sizes: map[string]int64{}, local: map[string]bool{}, verified: map[string]bool{}}
-	pol := localpath.Policy{Base: o.BaseDir, Allow: o.AllowOutside}
+	pol := o.localPolicy()
 	var remote []want
 	for _, w := range wants {
 		arts.sizes[w.SHA256] = w.Size

@@ -7,6 +7,7 @@ import (
 	"hash"
 	"io"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 
@@ -40,10 +41,8 @@ func addFiles(t *tree, pol localpath.Policy, reverse bool, fs lockfile.FileSet, 
 	}
 	order := entries
 	if reverse {
-		order = make([]treehash.Entry, len(entries))
-		for i, e := range entries {
-			order[len(entries)-1-i] = e
-		}
+		order = slices.Clone(entries)
+		slices.Reverse(order)
 	}
 	dst := strings.TrimPrefix(path.Clean(fs.Dst), "/")
 	// Files are hashed as the tar writer reads them, in tree order; the

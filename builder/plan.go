@@ -12,7 +12,6 @@ import (
 	"github.com/mlenv/mlenv/internal/atomicfile"
 	"github.com/mlenv/mlenv/internal/canon"
 	"github.com/mlenv/mlenv/internal/cas"
-	"github.com/mlenv/mlenv/internal/localpath"
 	"github.com/mlenv/mlenv/lockfile"
 )
 
@@ -22,8 +21,6 @@ type layerPlan struct {
 	key       string
 	createdBy string
 	fill      func(t *tree) (finish func() error, cleanup func(), err error)
-	// redirect writes entries through the base image's symlinks.
-	redirect *redirector
 }
 
 // groupBySize puts each artifact of largeArtifact bytes or more in a group
@@ -47,11 +44,6 @@ func groupBySize[T any](items []T, size func(T) int64) [][]T {
 func planLayers(o Options, platform string, arts *artifacts, redirect *redirector) ([]layerPlan, error) {
 	l := o.Lock
 	var plans []layerPlan
-	defer func() {
-		for i := range plans {
-			plans[i].redirect = redirect
-		}
-	}()
 	linksKey, err := redirect.key()
 	if err != nil {
 		return nil, err
@@ -162,7 +154,7 @@ func planLayers(o Options, platform string, arts *artifacts, redirect *redirecto
 			}
 			plans = append(plans, layerPlan{key: key, createdBy: fmt.Sprintf("mlenv: files %s (part %d of %d)", f.Dst, j+1, len(f.Chunks)),
 				fill: func(t *tree) (func() error, func(), error) {
-					fin, err := addFiles(t, localpath.Policy{Base: o.BaseDir, Allow: o.AllowOutside}, o.ReverseListing, f, j)
+					fin, err := addFiles(t, o.localPolicy(), o.ReverseListing, f, j)
 					return fin, nil, err
 				}})
 		}
@@ -180,7 +172,7 @@ func planLayers(o Options, platform string, arts *artifacts, redirect *redirecto
 			fill: func(t *tree) (func() error, func(), error) {
 				var checks []func() error
 				for _, f := range whole {
-					fin, err := addFiles(t, localpath.Policy{Base: o.BaseDir, Allow: o.AllowOutside}, o.ReverseListing, f, -1)
+					fin, err := addFiles(t, o.localPolicy(), o.ReverseListing, f, -1)
 					if err != nil {
 						return nil, nil, err
 					}
@@ -209,8 +201,9 @@ type layerRecord struct {
 
 // produce returns the layer for a plan: from the layer cache when its key
 // is known and its blob present and intact, else built now. Either way the
-// blob was hashed in this run, and vs records it.
-func produce(o Options, p layerPlan, vs *verifiedSet) (*cachedLayer, error) {
+// blob was hashed in this run, and vs records it. A layer built now writes
+// its entries through the base image's symlinks (redirect).
+func produce(o Options, p layerPlan, redirect *redirector, vs *verifiedSet) (*cachedLayer, error) {
 	c := o.LayerCache
 	meta := filepath.Join(c.Dir, "layers", strings.TrimPrefix(p.key, "sha256:")+".json")
 	if b, err := os.ReadFile(meta); err == nil {
@@ -230,7 +223,7 @@ func produce(o Options, p layerPlan, vs *verifiedSet) (*cachedLayer, error) {
 		}
 	}
 	t := newTree()
-	t.redirect = p.redirect
+	t.redirect = redirect
 	// Spool files sit beside the blobs (same file system, same cleanup
 	// rules) and are unlinked as soon as they are created.
 	t.tmpDir = filepath.Join(c.Dir, "blobs", "sha256")

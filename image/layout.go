@@ -392,11 +392,8 @@ func hashFile(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	sum, err := hashOf(f)
-	if err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(sum.Sum(nil)), nil
+	sum, _, err := cas.HashReader(f)
+	return sum, err
 }
 
 // readIndexJSON reads a layout's top-level entries.

@@ -100,7 +100,7 @@ func (c *Cache) Verify(hexsum string) error {
 // longer than the lock says, instead of filling the disk. On any mismatch
 // or error nothing is left behind.
 func (c *Cache) Put(r io.Reader, want string, size int64) error {
-	tmp, err := c.createBlobTemp()
+	tmp, err := c.CreateBlobTemp()
 	if err != nil {
 		return err
 	}

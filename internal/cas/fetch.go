@@ -30,9 +30,6 @@ type Fetcher struct {
 	Progress func(n int64)
 }
 
-// defaultClient bounds connect, TLS, response headers and body stalls.
-var defaultClient = netx.DefaultClient
-
 // IsRemote reports whether uri is fetched over the network.
 func IsRemote(uri string) bool {
 	return strings.HasPrefix(uri, "http://") || strings.HasPrefix(uri, "https://")
@@ -126,7 +123,7 @@ func (f *Fetcher) download(ctx context.Context, uri, hexsum string, size int64) 
 	}
 	client := f.Client
 	if client == nil {
-		client = defaultClient
+		client = netx.DefaultClient // connect, TLS, headers and body stalls bounded
 	}
 	resp, err := client.Do(req)
 	if err != nil {

@@ -38,15 +38,21 @@ func (c *Cache) sealed(hexsum string) bool {
 	if !ok {
 		return false
 	}
+	s, ok := c.readSeal(hexsum)
+	return ok && s == now
+}
+
+// readSeal reads the blob's recorded seal, if there is a sound one.
+func (c *Cache) readSeal(hexsum string) (seal, bool) {
 	b, err := os.ReadFile(c.sealPath(hexsum))
 	if err != nil || len(b) > 4096 {
-		return false
+		return seal{}, false
 	}
 	var s seal
 	if json.Unmarshal(b, &s) != nil {
-		return false
+		return seal{}, false
 	}
-	return s == now
+	return s, true
 }
 
 // writeSeal records the blob's state; call it only right after its bytes
@@ -76,18 +82,16 @@ func (c *Cache) writeSeal(hexsum string) {
 // Reseal follows a change of the blob's inode that did not touch its bytes
 // (a hard link into an output changes the link count, hence the ctime): it
 // renews the seal only if the blob was sealed before and its device, inode,
-// size and mtime are those of the seal.
+// size and mtime are those of the seal. A seal that still holds (the
+// output was a tarball or a registry, or the blob was copied, not linked)
+// is left as it is.
 func (c *Cache) Reseal(hexsum string) {
-	b, err := os.ReadFile(c.sealPath(hexsum))
-	if err != nil || len(b) > 4096 {
-		return
-	}
-	var old seal
-	if json.Unmarshal(b, &old) != nil {
+	old, ok := c.readSeal(hexsum)
+	if !ok {
 		return
 	}
 	now, ok := statSeal(c.Path(hexsum))
-	if !ok || now.Dev != old.Dev || now.Ino != old.Ino || now.Size != old.Size || now.MtimeNs != old.MtimeNs {
+	if !ok || now == old || now.Dev != old.Dev || now.Ino != old.Ino || now.Size != old.Size || now.MtimeNs != old.MtimeNs {
 		return
 	}
 	c.writeSeal(hexsum)

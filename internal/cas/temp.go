@@ -24,9 +24,10 @@ func CreateTemp(dir string) (*os.File, error) {
 	return os.CreateTemp(dir, fmt.Sprintf("%s%d-*", tempPrefix, os.Getpid()))
 }
 
-// createBlobTemp creates a temporary file in the cache's blob folder, where
-// a committed blob is renamed to.
-func (c *Cache) createBlobTemp() (*os.File, error) {
+// CreateBlobTemp creates a temporary file in the cache's blob folder, where
+// a committed blob is renamed to (by Put, or by a writer outside this
+// package, the layer writer, with Commit).
+func (c *Cache) CreateBlobTemp() (*os.File, error) {
 	dir := filepath.Join(c.Dir, "blobs", "sha256")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating cache folder: %w", err)
@@ -37,10 +38,6 @@ func (c *Cache) createBlobTemp() (*os.File, error) {
 	}
 	return f, nil
 }
-
-// CreateBlobTemp is createBlobTemp for writers outside this package (the
-// layer writer); commit with Commit.
-func (c *Cache) CreateBlobTemp() (*os.File, error) { return c.createBlobTemp() }
 
 // Commit makes a closed temporary file the blob hexsum, read-only: a blob
 // is never edited in place, and 0444 keeps an output that hard-links it

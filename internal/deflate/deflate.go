@@ -194,31 +194,8 @@ func Copy(w io.Writer, src io.Reader, b Bounds, buf []byte) (int64, error) {
 // maxStored is the largest stored block deflate allows.
 const maxStored = 65535
 
-// WriteStored copies n bytes of r to w as non-final stored blocks; w must
-// be at a byte boundary of the deflate stream, and is again afterwards.
-func WriteStored(w io.Writer, r io.Reader, n int64, buf []byte) error {
-	if len(buf) < 5+maxStored {
-		buf = make([]byte, 5+maxStored)
-	}
-	for n > 0 {
-		k := min(n, maxStored)
-		hdr := buf[:5]
-		hdr[0] = 0 // BFINAL 0, BTYPE 00, padding
-		hdr[1], hdr[2] = byte(k), byte(k>>8)
-		hdr[3], hdr[4] = ^byte(k), ^byte(k>>8)
-		if _, err := io.ReadFull(r, buf[5:5+k]); err != nil {
-			return err
-		}
-		if _, err := w.Write(buf[:5+k]); err != nil {
-			return err
-		}
-		n -= k
-	}
-	return nil
-}
-
-// WriteStoredBytes writes p to w as non-final stored blocks, like
-// WriteStored, without copying it.
+// WriteStoredBytes writes p to w as non-final stored blocks; w must be at
+// a byte boundary of the deflate stream, and is again afterwards.
 func WriteStoredBytes(w io.Writer, p []byte) error {
 	var hdr [5]byte
 	for len(p) > 0 {
