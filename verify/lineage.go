@@ -132,7 +132,8 @@ func (v *Verifier) VerifyModel(ctx context.Context, req ModelRequest) (*Result, 
 	} else {
 		res.Checks = append(res.Checks, registrySubject(*modelDigest, st.subjects))
 	}
-	res.Checks = append(res.Checks, v.trainingImageChecks(ctx, &pred, req.TrainingImageBundle)...)
+	imageChecks, trainSBOM := v.trainingImageChecks(ctx, &pred, req.TrainingImageBundle)
+	res.Checks = append(res.Checks, imageChecks...)
 	var trainingHost *fingerprint.Fingerprint
 	if pred.Host != nil {
 		c := Check{Name: "lineage.host", Group: GroupLineage, Expected: "a fingerprint whose id matches its content"}
@@ -149,7 +150,7 @@ func (v *Verifier) VerifyModel(ctx context.Context, req ModelRequest) (*Result, 
 	}
 	res.Checks = append(res.Checks, v.lineagePolicyChecks(&pred)...)
 	if req.Serving != "" {
-		res.Checks = append(res.Checks, v.servingChecks(ctx, &pred, trainingHost, req)...)
+		res.Checks = append(res.Checks, v.servingChecks(ctx, trainSBOM, trainingHost, req)...)
 	}
 	res.Decision = Allow
 	if len(res.Failures()) > 0 {
@@ -305,19 +306,21 @@ func trainingImageRef(p *attest.TrainingPredicate) (string, error) {
 // trainingImageChecks verifies the training image the statement names
 // with this verifier: its provenance and SBOM must be signed by a
 // trusted key and be about that digest; the lock it records must be the
-// one its provenance names.
-func (v *Verifier) trainingImageChecks(ctx context.Context, p *attest.TrainingPredicate, bundle string) []Check {
+// one its provenance names. It also returns the training image's verified
+// SBOM (nil when there is none), which the serving comparison reads.
+func (v *Verifier) trainingImageChecks(ctx context.Context, p *attest.TrainingPredicate, bundle string) ([]Check, json.RawMessage) {
 	c := Check{Name: "lineage.trainingImage", Group: GroupLineage, Expected: "provenance and SBOM signed by a trusted key"}
 	ref, err := trainingImageRef(p)
 	if err != nil {
 		c.Status, c.Actual, c.Message = Fail, "not checked", err.Error()
-		return []Check{c}
+		return []Check{c}, nil
 	}
 	sub, err := v.Verify(ctx, Request{Image: ref, BundlePath: bundle})
 	if err != nil {
 		c.Status, c.Actual, c.Message = Fail, "not checked", "could not read the training image "+ref+": "+err.Error()
-		return []Check{c}
+		return []Check{c}, nil
 	}
+	sbom := statementOf(sub, KindSBOM)
 	var missing []string
 	var prov *Statement
 	for _, k := range []string{KindProvenance, KindSBOM} {
@@ -343,7 +346,7 @@ func (v *Verifier) trainingImageChecks(ctx context.Context, p *attest.TrainingPr
 	out := []Check{}
 	if len(missing) > 0 {
 		c.Status, c.Actual, c.Message = Fail, "missing or invalid: "+strings.Join(missing, ", "), ref
-		return append(out, c)
+		return append(out, c), sbom
 	}
 	c.Status, c.Actual, c.Message = Pass, "provenance and SBOM verified", ref
 	out = append(out, c)
@@ -358,7 +361,7 @@ func (v *Verifier) trainingImageChecks(ctx context.Context, p *attest.TrainingPr
 		out = append(out, Check{Name: "lineage.trainingImage.lock", Group: GroupLineage, Status: st, Expected: p.TrainingImage.LockDigest, Actual: orNone(got),
 			Message: "the lock the lineage statement records vs the one the image's provenance names"})
 	}
-	return out
+	return out, sbom
 }
 
 func (v *Verifier) lineagePolicyChecks(p *attest.TrainingPredicate) []Check {
@@ -426,9 +429,10 @@ func datasetAllowed(uri string, allow []string) bool {
 
 // servingChecks verifies the serving image (its statements, and with a
 // host "will it run") and compares it with the training side: numerics
-// packages and CUDA runtime in the two SBOMs, and the training host with
-// this host.
-func (v *Verifier) servingChecks(ctx context.Context, p *attest.TrainingPredicate, trainingHost *fingerprint.Fingerprint, req ModelRequest) []Check {
+// packages and CUDA runtime in the two SBOMs (trainSBOM: the training
+// image's verified one, nil when none), and the training host with this
+// host.
+func (v *Verifier) servingChecks(ctx context.Context, trainSBOM json.RawMessage, trainingHost *fingerprint.Fingerprint, req ModelRequest) []Check {
 	var out []Check
 	serving, err := v.Verify(ctx, Request{Image: req.Serving, BundlePath: req.ServingBundle, Host: req.Host})
 	if err != nil {
@@ -442,7 +446,6 @@ func (v *Verifier) servingChecks(ctx context.Context, p *attest.TrainingPredicat
 		out = append(out, c)
 	}
 	bad := modeStatus(v.policy.Runtime.WillReproduce)
-	trainSBOM := v.trainingSBOM(ctx, p, req.TrainingImageBundle)
 	serveSBOM := statementOf(serving, KindSBOM)
 	if trainSBOM == nil || serveSBOM == nil {
 		out = append(out, Check{Name: "reproduce.packages", Group: GroupReproduce, Status: bad, Expected: "both images' SBOMs", Actual: "missing",
@@ -465,18 +468,6 @@ func statementOf(r *Result, kind string) json.RawMessage {
 		}
 	}
 	return nil
-}
-
-func (v *Verifier) trainingSBOM(ctx context.Context, p *attest.TrainingPredicate, bundle string) json.RawMessage {
-	ref, err := trainingImageRef(p)
-	if err != nil {
-		return nil
-	}
-	r, err := v.Verify(ctx, Request{Image: ref, BundlePath: bundle})
-	if err != nil {
-		return nil
-	}
-	return statementOf(r, KindSBOM)
 }
 
 // comparePackages: the packages that decide numerics (frameworks, math
