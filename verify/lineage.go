@@ -162,14 +162,9 @@ func (v *Verifier) VerifyModel(ctx context.Context, req ModelRequest) (*Result, 
 // verifiedLineage is the training statement that verified.
 type verifiedLineage struct {
 	Predicate json.RawMessage
-	subjects  []subject
+	subjects  []attest.Subject
 	key       Key
 	origin    string
-}
-
-type subject struct {
-	Name   string            `json:"name"`
-	Digest map[string]string `json:"digest"`
 }
 
 // lineageStatement finds the training statement signed by a trusted key.
@@ -202,16 +197,12 @@ func (v *Verifier) lineageStatement(envs []attest.Envelope) (*verifiedLineage, C
 			reasons = append(reasons, fmt.Sprintf("statement _type %q is not in-toto Statement v1", h.Type))
 			continue
 		}
-		var subs struct {
-			Subject []subject `json:"subject"`
-		}
-		payload, _ := payloadOf(e.Raw)
-		if err := json.Unmarshal(payload, &subs); err != nil || len(subs.Subject) == 0 {
+		if len(h.Subject) == 0 {
 			reasons = append(reasons, "the statement has no subjects")
 			continue
 		}
 		c.Status, c.Actual, c.Message = Pass, "signed by "+by.Source, "from "+e.Origin
-		return &verifiedLineage{Predicate: h.Predicate, subjects: subs.Subject, key: *by, origin: e.Origin}, c
+		return &verifiedLineage{Predicate: h.Predicate, subjects: h.Subject, key: *by, origin: e.Origin}, c
 	}
 	c.Status = Fail
 	if len(reasons) == 0 {
@@ -224,7 +215,7 @@ func (v *Verifier) lineageStatement(envs []attest.Envelope) (*verifiedLineage, C
 
 // localSubjects re-hashes the model and compares it with the signed list:
 // every file named with its digest, no file more, no file less.
-func localSubjects(ctx context.Context, model, bundle string, subs []subject) (Check, error) {
+func localSubjects(ctx context.Context, model, bundle string, subs []attest.Subject) (Check, error) {
 	c := Check{Name: "lineage.subjects", Group: GroupLineage, Expected: fmt.Sprintf("the %d files the statement names, with their sha256", len(subs))}
 	files, err := filedigest.Sum(ctx, model, filedigest.Options{Exclude: func(rel string) bool {
 		return rel == ".git" || filepath.Join(model, filepath.FromSlash(rel)) == filepath.Clean(bundle)
@@ -243,7 +234,7 @@ func localSubjects(ctx context.Context, model, bundle string, subs []subject) (C
 
 // compareFiles lists what differs between files on disk and a signed
 // list: other digests, files not listed, listed files missing.
-func compareFiles(files []filedigest.File, subs []subject) []string {
+func compareFiles(files []filedigest.File, subs []attest.Subject) []string {
 	want := map[string]string{}
 	for _, s := range subs {
 		want[s.Name] = s.Digest["sha256"]
@@ -269,7 +260,7 @@ func compareFiles(files []filedigest.File, subs []subject) []string {
 	return problems
 }
 
-func registrySubject(d name.Digest, subs []subject) Check {
+func registrySubject(d name.Digest, subs []attest.Subject) Check {
 	c := Check{Name: "lineage.subjects", Group: GroupLineage, Expected: d.DigestStr()}
 	var got []string
 	for _, s := range subs {
@@ -506,13 +497,4 @@ func comparePackages(train, serve json.RawMessage, bad Status) []Check {
 			Actual: "same", Message: "CUDA runtime " + orNone(ra)})
 	}
 	return out
-}
-
-// payloadOf decodes a DSSE envelope's payload (already known to parse).
-func payloadOf(raw []byte) ([]byte, error) {
-	var env struct {
-		Payload []byte `json:"payload"`
-	}
-	err := json.Unmarshal(raw, &env)
-	return env.Payload, err
 }
