@@ -63,10 +63,6 @@ type ModelRequest struct {
 	Host          *fingerprint.Fingerprint
 }
 
-// maxModelBundleBytes bounds a lineage bundle (a statement listing every
-// file of a dataset of 10,000 files is a few megabytes).
-const maxModelBundleBytes = maxBundleBytes
-
 // VerifyModel answers for one model. An error means it could not be
 // checked at all (the caller denies, exit 2).
 func (v *Verifier) VerifyModel(ctx context.Context, req ModelRequest) (*Result, error) {
