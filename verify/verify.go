@@ -19,16 +19,13 @@ import (
 
 	"github.com/mlenv/mlenv/attest"
 	"github.com/mlenv/mlenv/fingerprint"
+	"github.com/mlenv/mlenv/image"
 	"github.com/mlenv/mlenv/internal/netx"
 )
 
 // ResultSchemaVersion versions the JSON of Result (README, "mlenv verify
 // --output json").
 const ResultSchemaVersion = 1
-
-// LockDigestLabel is the image label the builder records the lock digest
-// in (builder.LabelLockDigest; verify does not import builder).
-const LockDigestLabel = "dev.mlenv.lock.digest"
 
 // Status of one check.
 type Status string
@@ -333,8 +330,8 @@ func (v *Verifier) policyChecks(t *Target, ev *Evidence) []Check {
 			got := prov.BuildDefinition.ExternalParameters.Lock.Digest
 			add("policy.lockDigest", got == p.LockDigest, p.LockDigest, orNone(got), "provenance externalParameters.lock.digest")
 		}
-		label := t.Labels[LockDigestLabel]
-		add("policy.lockDigest.label", label == p.LockDigest, p.LockDigest, orNone(label), "image label "+LockDigestLabel)
+		label := t.Labels[image.LabelLockDigest]
+		add("policy.lockDigest.label", label == p.LockDigest, p.LockDigest, orNone(label), "image label "+image.LabelLockDigest)
 	}
 	if p.MaxAge > 0 {
 		exp := "at most " + time.Duration(p.MaxAge).String() + " old"
