@@ -12,7 +12,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -213,9 +212,7 @@ func (v *Verifier) lineageStatement(envs []attest.Envelope) (*verifiedLineage, C
 // every file named with its digest, no file more, no file less.
 func localSubjects(ctx context.Context, model, bundle string, subs []attest.Subject) (Check, error) {
 	c := Check{Name: "lineage.subjects", Group: GroupLineage, Expected: fmt.Sprintf("the %d files the statement names, with their sha256", len(subs))}
-	files, err := filedigest.Sum(ctx, model, filedigest.Options{Exclude: func(rel string) bool {
-		return rel == ".git" || filepath.Join(model, filepath.FromSlash(rel)) == filepath.Clean(bundle)
-	}})
+	files, err := attest.ModelFiles(ctx, model, bundle, 0)
 	if err != nil {
 		return c, fmt.Errorf("reading model %s: %w", model, err)
 	}
