@@ -59,13 +59,10 @@ type omsBundle struct {
 }
 
 type omsStatement struct {
-	Type          string `json:"_type"`
-	PredicateType string `json:"predicateType"`
-	Subject       []struct {
-		Name   string            `json:"name"`
-		Digest map[string]string `json:"digest"`
-	} `json:"subject"`
-	Predicate struct {
+	Type          string           `json:"_type"`
+	PredicateType string           `json:"predicateType"`
+	Subject       []attest.Subject `json:"subject"`
+	Predicate     struct {
 		Serialization struct {
 			Method        string   `json:"method"`
 			HashType      string   `json:"hash_type"`
