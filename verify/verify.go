@@ -180,14 +180,18 @@ func (v *Verifier) Verify(ctx context.Context, req Request) (*Result, error) {
 	}
 	res.Checks = append(res.Checks, v.policyChecks(t, ev)...)
 
+	// The training predicate is read once (mlenv's shape or the bare
+	// fingerprint cosign attest writes, its id checked against its
+	// content), for will-it-reproduce and for the rules.
+	var trainingPred *attest.FingerprintPredicate
 	var training *fingerprint.Fingerprint
-	var trainingErr error
 	if s := ev.Statements[KindTraining]; s != nil {
-		training, trainingErr = trainingFingerprint(s.Predicate)
-		if trainingErr != nil {
+		p, err := attest.ReadFingerprintPredicate(s.Predicate)
+		if err != nil {
 			res.Checks = append(res.Checks, Check{Name: "statement.training.content", Group: "statements", Status: Fail,
-				Expected: "a fingerprint whose id matches its content", Actual: "invalid", Message: trainingErr.Error()})
-			training = nil
+				Expected: "a fingerprint whose id matches its content", Actual: "invalid", Message: err.Error()})
+		} else {
+			trainingPred, training = p, p.Fingerprint
 		}
 	}
 	if req.Host != nil {
@@ -205,7 +209,7 @@ func (v *Verifier) Verify(ctx context.Context, req Request) (*Result, error) {
 			res.Checks = append(res.Checks, willItReproduce(training, req.Host, v.policy)...)
 		}
 	}
-	res.Checks = append(res.Checks, v.ruleChecks(ctx, t, ev, req.Host)...)
+	res.Checks = append(res.Checks, v.ruleChecks(ctx, t, ev, trainingPred, req.Host)...)
 	res.Decision = Allow
 	if len(res.Failures()) > 0 {
 		res.Decision = Deny
@@ -349,18 +353,9 @@ func (v *Verifier) policyChecks(t *Target, ev *Evidence) []Check {
 	return out
 }
 
-// trainingFingerprint reads the fingerprint predicate (mlenv's shape or
-// the bare fingerprint cosign attest writes) and checks that its id
-// matches its content.
-func trainingFingerprint(pred json.RawMessage) (*fingerprint.Fingerprint, error) {
-	p, err := attest.ReadFingerprintPredicate(pred)
-	if err != nil {
-		return nil, err
-	}
-	return p.Fingerprint, nil
-}
-
-func (v *Verifier) ruleChecks(ctx context.Context, t *Target, ev *Evidence, host *fingerprint.Fingerprint) []Check {
+// ruleChecks evaluates the policy's rules; training is the verified
+// training predicate, nil when there is none or it did not read.
+func (v *Verifier) ruleChecks(ctx context.Context, t *Target, ev *Evidence, training *attest.FingerprintPredicate, host *fingerprint.Fingerprint) []Check {
 	if len(v.rules) == 0 {
 		return nil
 	}
@@ -369,7 +364,7 @@ func (v *Verifier) ruleChecks(ctx context.Context, t *Target, ev *Evidence, host
 			"created": t.Created, "architecture": t.Arch},
 		"provenance": predicateValue(ev, KindProvenance),
 		"sbom":       predicateValue(ev, KindSBOM),
-		"training":   trainingValue(ev),
+		"training":   trainingValue(training),
 		"runtime":    nil,
 	}
 	if host != nil {
@@ -410,13 +405,8 @@ func predicateValue(ev *Evidence, kind string) any {
 // trainingValue is the training predicate as rules see it: always
 // {role, fingerprint}, whether mlenv or `cosign attest` (a bare
 // fingerprint) wrote it, so that one rule reads both.
-func trainingValue(ev *Evidence) any {
-	s := ev.Statements[KindTraining]
-	if s == nil {
-		return nil
-	}
-	p, err := attest.ReadFingerprintPredicate(s.Predicate)
-	if err != nil {
+func trainingValue(p *attest.FingerprintPredicate) any {
+	if p == nil {
 		return nil
 	}
 	return jsonValue(p)
