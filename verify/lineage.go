@@ -96,7 +96,7 @@ func (v *Verifier) VerifyModel(ctx context.Context, req ModelRequest) (*Result, 
 		d, _ := r.DigestRef()
 		modelDigest = &d
 		res.Digest = d.DigestStr()
-		envs, err = registryEnvelopes(&Target{Ref: &d, Digest: r.Digest()}, opts)
+		envs, err = attest.ReadAttached(d, opts...)
 		if err != nil {
 			return nil, err
 		}

@@ -163,7 +163,7 @@ func (v *Verifier) Verify(ctx context.Context, req Request) (*Result, error) {
 	case t.Ref == nil:
 		err = fmt.Errorf("%s is not in a registry, so its statements cannot be read from one: pass --bundle FILE", req.Image)
 	default:
-		envs, err = registryEnvelopes(t, opts)
+		envs, err = attest.ReadAttached(*t.Ref, opts...)
 	}
 	if err != nil {
 		return nil, err
