@@ -72,13 +72,16 @@ func BundleEnvelopes(path string, b *Bundle) []Envelope {
 // StatementView is the in-toto statement inside an envelope, unverified:
 // in-toto Statement v1 (mlenv) or v0.1 (cosign attest).
 type StatementView struct {
-	Type          string `json:"_type"`
-	PredicateType string `json:"predicateType"`
-	Subject       []struct {
-		Name   string            `json:"name"`
-		Digest map[string]string `json:"digest"`
-	} `json:"subject"`
-	Predicate json.RawMessage `json:"predicate"`
+	Type          string          `json:"_type"`
+	PredicateType string          `json:"predicateType"`
+	Subject       []Subject       `json:"subject"`
+	Predicate     json.RawMessage `json:"predicate"`
+}
+
+// Subject is one subject of a StatementView: a name and its digests.
+type Subject struct {
+	Name   string            `json:"name"`
+	Digest map[string]string `json:"digest"`
 }
 
 // DecodeEnvelope reads the statement of a DSSE envelope without checking

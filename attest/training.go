@@ -182,6 +182,16 @@ func BesideBundle(model string) string {
 	return filepath.Clean(model) + BundleSuffix
 }
 
+// ModelFiles lists and hashes a local model (file or folder) as its
+// lineage statement names it: every file but .git and the lineage bundle
+// itself (bundle), with workers hashing in parallel (0: the CPUs). Recording
+// and verifying both call it, so that they agree on the model's files.
+func ModelFiles(ctx context.Context, model, bundle string, workers int) ([]filedigest.File, error) {
+	return filedigest.Sum(ctx, model, filedigest.Options{Workers: workers, Exclude: func(rel string) bool {
+		return rel == ".git" || filepath.Join(model, filepath.FromSlash(rel)) == filepath.Clean(bundle)
+	}})
+}
+
 // TrainingResult says what was written.
 type TrainingResult struct {
 	Model          string `json:"model"`
@@ -267,9 +277,7 @@ func BuildTraining(ctx context.Context, o TrainingOptions) (*TrainingPredicate, 
 		bundle = BesideBundle(o.Model)
 	}
 	if IsLocalModel(o.Model) {
-		files, err := filedigest.Sum(ctx, o.Model, filedigest.Options{Workers: o.Workers, Exclude: func(rel string) bool {
-			return rel == ".git" || filepath.Join(o.Model, filepath.FromSlash(rel)) == filepath.Clean(bundle)
-		}})
+		files, err := ModelFiles(ctx, o.Model, bundle, o.Workers)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("model %s: %w", o.Model, err)
 		}

@@ -70,7 +70,7 @@ func DriverSupports(driver, cudaVersion string, compat bool) DriverVerdict {
 	if err != nil {
 		return DriverVerdict{Outcome: DriverUnknown, Reason: err.Error()}
 	}
-	need, ok := ToolkitMinDriver[majorMinor(cudaVersion)]
+	need, ok := ToolkitMinDriver[MajorMinor(cudaVersion)]
 	if !ok {
 		return DriverVerdict{Outcome: DriverUnknown, Reason: fmt.Sprintf("CUDA %s is not in mlenv's driver table (%s)", cudaVersion, DriverTableSource)}
 	}
@@ -90,7 +90,9 @@ func DriverSupports(driver, cudaVersion string, compat bool) DriverVerdict {
 		Reason: fmt.Sprintf("driver %s is older than %s, which CUDA %s needs (\"CUDA driver version is insufficient for CUDA runtime version\")", driver, need, cudaVersion)}
 }
 
-func majorMinor(v string) string {
+// MajorMinor is a version's first two components ("12.4.1" is "12.4");
+// a version with fewer is returned as it is.
+func MajorMinor(v string) string {
 	parts := strings.SplitN(v, ".", 3)
 	if len(parts) < 2 {
 		return v

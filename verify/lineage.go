@@ -12,7 +12,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -63,10 +62,6 @@ type ModelRequest struct {
 	Host          *fingerprint.Fingerprint
 }
 
-// maxModelBundleBytes bounds a lineage bundle (a statement listing every
-// file of a dataset of 10,000 files is a few megabytes).
-const maxModelBundleBytes = maxBundleBytes
-
 // VerifyModel answers for one model. An error means it could not be
 // checked at all (the caller denies, exit 2).
 func (v *Verifier) VerifyModel(ctx context.Context, req ModelRequest) (*Result, error) {
@@ -101,7 +96,7 @@ func (v *Verifier) VerifyModel(ctx context.Context, req ModelRequest) (*Result, 
 		d, _ := r.DigestRef()
 		modelDigest = &d
 		res.Digest = d.DigestStr()
-		envs, err = registryEnvelopes(&Target{Ref: &d, Digest: r.Digest()}, opts)
+		envs, err = attest.ReadAttached(d, opts...)
 		if err != nil {
 			return nil, err
 		}
@@ -132,7 +127,8 @@ func (v *Verifier) VerifyModel(ctx context.Context, req ModelRequest) (*Result, 
 	} else {
 		res.Checks = append(res.Checks, registrySubject(*modelDigest, st.subjects))
 	}
-	res.Checks = append(res.Checks, v.trainingImageChecks(ctx, &pred, req.TrainingImageBundle)...)
+	imageChecks, trainSBOM := v.trainingImageChecks(ctx, &pred, req.TrainingImageBundle)
+	res.Checks = append(res.Checks, imageChecks...)
 	var trainingHost *fingerprint.Fingerprint
 	if pred.Host != nil {
 		c := Check{Name: "lineage.host", Group: GroupLineage, Expected: "a fingerprint whose id matches its content"}
@@ -149,7 +145,7 @@ func (v *Verifier) VerifyModel(ctx context.Context, req ModelRequest) (*Result, 
 	}
 	res.Checks = append(res.Checks, v.lineagePolicyChecks(&pred)...)
 	if req.Serving != "" {
-		res.Checks = append(res.Checks, v.servingChecks(ctx, &pred, trainingHost, req)...)
+		res.Checks = append(res.Checks, v.servingChecks(ctx, trainSBOM, trainingHost, req)...)
 	}
 	res.Decision = Allow
 	if len(res.Failures()) > 0 {
@@ -161,14 +157,9 @@ func (v *Verifier) VerifyModel(ctx context.Context, req ModelRequest) (*Result, 
 // verifiedLineage is the training statement that verified.
 type verifiedLineage struct {
 	Predicate json.RawMessage
-	subjects  []subject
+	subjects  []attest.Subject
 	key       Key
 	origin    string
-}
-
-type subject struct {
-	Name   string            `json:"name"`
-	Digest map[string]string `json:"digest"`
 }
 
 // lineageStatement finds the training statement signed by a trusted key.
@@ -201,16 +192,12 @@ func (v *Verifier) lineageStatement(envs []attest.Envelope) (*verifiedLineage, C
 			reasons = append(reasons, fmt.Sprintf("statement _type %q is not in-toto Statement v1", h.Type))
 			continue
 		}
-		var subs struct {
-			Subject []subject `json:"subject"`
-		}
-		payload, _ := payloadOf(e.Raw)
-		if err := json.Unmarshal(payload, &subs); err != nil || len(subs.Subject) == 0 {
+		if len(h.Subject) == 0 {
 			reasons = append(reasons, "the statement has no subjects")
 			continue
 		}
 		c.Status, c.Actual, c.Message = Pass, "signed by "+by.Source, "from "+e.Origin
-		return &verifiedLineage{Predicate: h.Predicate, subjects: subs.Subject, key: *by, origin: e.Origin}, c
+		return &verifiedLineage{Predicate: h.Predicate, subjects: h.Subject, key: *by, origin: e.Origin}, c
 	}
 	c.Status = Fail
 	if len(reasons) == 0 {
@@ -223,11 +210,9 @@ func (v *Verifier) lineageStatement(envs []attest.Envelope) (*verifiedLineage, C
 
 // localSubjects re-hashes the model and compares it with the signed list:
 // every file named with its digest, no file more, no file less.
-func localSubjects(ctx context.Context, model, bundle string, subs []subject) (Check, error) {
+func localSubjects(ctx context.Context, model, bundle string, subs []attest.Subject) (Check, error) {
 	c := Check{Name: "lineage.subjects", Group: GroupLineage, Expected: fmt.Sprintf("the %d files the statement names, with their sha256", len(subs))}
-	files, err := filedigest.Sum(ctx, model, filedigest.Options{Exclude: func(rel string) bool {
-		return rel == ".git" || filepath.Join(model, filepath.FromSlash(rel)) == filepath.Clean(bundle)
-	}})
+	files, err := attest.ModelFiles(ctx, model, bundle, 0)
 	if err != nil {
 		return c, fmt.Errorf("reading model %s: %w", model, err)
 	}
@@ -242,7 +227,7 @@ func localSubjects(ctx context.Context, model, bundle string, subs []subject) (C
 
 // compareFiles lists what differs between files on disk and a signed
 // list: other digests, files not listed, listed files missing.
-func compareFiles(files []filedigest.File, subs []subject) []string {
+func compareFiles(files []filedigest.File, subs []attest.Subject) []string {
 	want := map[string]string{}
 	for _, s := range subs {
 		want[s.Name] = s.Digest["sha256"]
@@ -268,7 +253,7 @@ func compareFiles(files []filedigest.File, subs []subject) []string {
 	return problems
 }
 
-func registrySubject(d name.Digest, subs []subject) Check {
+func registrySubject(d name.Digest, subs []attest.Subject) Check {
 	c := Check{Name: "lineage.subjects", Group: GroupLineage, Expected: d.DigestStr()}
 	var got []string
 	for _, s := range subs {
@@ -305,19 +290,21 @@ func trainingImageRef(p *attest.TrainingPredicate) (string, error) {
 // trainingImageChecks verifies the training image the statement names
 // with this verifier: its provenance and SBOM must be signed by a
 // trusted key and be about that digest; the lock it records must be the
-// one its provenance names.
-func (v *Verifier) trainingImageChecks(ctx context.Context, p *attest.TrainingPredicate, bundle string) []Check {
+// one its provenance names. It also returns the training image's verified
+// SBOM (nil when there is none), which the serving comparison reads.
+func (v *Verifier) trainingImageChecks(ctx context.Context, p *attest.TrainingPredicate, bundle string) ([]Check, json.RawMessage) {
 	c := Check{Name: "lineage.trainingImage", Group: GroupLineage, Expected: "provenance and SBOM signed by a trusted key"}
 	ref, err := trainingImageRef(p)
 	if err != nil {
 		c.Status, c.Actual, c.Message = Fail, "not checked", err.Error()
-		return []Check{c}
+		return []Check{c}, nil
 	}
 	sub, err := v.Verify(ctx, Request{Image: ref, BundlePath: bundle})
 	if err != nil {
 		c.Status, c.Actual, c.Message = Fail, "not checked", "could not read the training image "+ref+": "+err.Error()
-		return []Check{c}
+		return []Check{c}, nil
 	}
+	sbom := statementOf(sub, KindSBOM)
 	var missing []string
 	var prov *Statement
 	for _, k := range []string{KindProvenance, KindSBOM} {
@@ -343,7 +330,7 @@ func (v *Verifier) trainingImageChecks(ctx context.Context, p *attest.TrainingPr
 	out := []Check{}
 	if len(missing) > 0 {
 		c.Status, c.Actual, c.Message = Fail, "missing or invalid: "+strings.Join(missing, ", "), ref
-		return append(out, c)
+		return append(out, c), sbom
 	}
 	c.Status, c.Actual, c.Message = Pass, "provenance and SBOM verified", ref
 	out = append(out, c)
@@ -358,7 +345,7 @@ func (v *Verifier) trainingImageChecks(ctx context.Context, p *attest.TrainingPr
 		out = append(out, Check{Name: "lineage.trainingImage.lock", Group: GroupLineage, Status: st, Expected: p.TrainingImage.LockDigest, Actual: orNone(got),
 			Message: "the lock the lineage statement records vs the one the image's provenance names"})
 	}
-	return out
+	return out, sbom
 }
 
 func (v *Verifier) lineagePolicyChecks(p *attest.TrainingPredicate) []Check {
@@ -426,9 +413,10 @@ func datasetAllowed(uri string, allow []string) bool {
 
 // servingChecks verifies the serving image (its statements, and with a
 // host "will it run") and compares it with the training side: numerics
-// packages and CUDA runtime in the two SBOMs, and the training host with
-// this host.
-func (v *Verifier) servingChecks(ctx context.Context, p *attest.TrainingPredicate, trainingHost *fingerprint.Fingerprint, req ModelRequest) []Check {
+// packages and CUDA runtime in the two SBOMs (trainSBOM: the training
+// image's verified one, nil when none), and the training host with this
+// host.
+func (v *Verifier) servingChecks(ctx context.Context, trainSBOM json.RawMessage, trainingHost *fingerprint.Fingerprint, req ModelRequest) []Check {
 	var out []Check
 	serving, err := v.Verify(ctx, Request{Image: req.Serving, BundlePath: req.ServingBundle, Host: req.Host})
 	if err != nil {
@@ -442,7 +430,6 @@ func (v *Verifier) servingChecks(ctx context.Context, p *attest.TrainingPredicat
 		out = append(out, c)
 	}
 	bad := modeStatus(v.policy.Runtime.WillReproduce)
-	trainSBOM := v.trainingSBOM(ctx, p, req.TrainingImageBundle)
 	serveSBOM := statementOf(serving, KindSBOM)
 	if trainSBOM == nil || serveSBOM == nil {
 		out = append(out, Check{Name: "reproduce.packages", Group: GroupReproduce, Status: bad, Expected: "both images' SBOMs", Actual: "missing",
@@ -465,18 +452,6 @@ func statementOf(r *Result, kind string) json.RawMessage {
 		}
 	}
 	return nil
-}
-
-func (v *Verifier) trainingSBOM(ctx context.Context, p *attest.TrainingPredicate, bundle string) json.RawMessage {
-	ref, err := trainingImageRef(p)
-	if err != nil {
-		return nil
-	}
-	r, err := v.Verify(ctx, Request{Image: ref, BundlePath: bundle})
-	if err != nil {
-		return nil
-	}
-	return statementOf(r, KindSBOM)
 }
 
 // comparePackages: the packages that decide numerics (frameworks, math
@@ -515,13 +490,4 @@ func comparePackages(train, serve json.RawMessage, bad Status) []Check {
 			Actual: "same", Message: "CUDA runtime " + orNone(ra)})
 	}
 	return out
-}
-
-// payloadOf decodes a DSSE envelope's payload (already known to parse).
-func payloadOf(raw []byte) ([]byte, error) {
-	var env struct {
-		Payload []byte `json:"payload"`
-	}
-	err := json.Unmarshal(raw, &env)
-	return env.Payload, err
 }

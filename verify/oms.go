@@ -27,6 +27,7 @@ import (
 
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
 
+	"github.com/mlenv/mlenv/attest"
 	"github.com/mlenv/mlenv/internal/filedigest"
 )
 
@@ -58,13 +59,10 @@ type omsBundle struct {
 }
 
 type omsStatement struct {
-	Type          string `json:"_type"`
-	PredicateType string `json:"predicateType"`
-	Subject       []struct {
-		Name   string            `json:"name"`
-		Digest map[string]string `json:"digest"`
-	} `json:"subject"`
-	Predicate struct {
+	Type          string           `json:"_type"`
+	PredicateType string           `json:"predicateType"`
+	Subject       []attest.Subject `json:"subject"`
+	Predicate     struct {
 		Serialization struct {
 			Method        string   `json:"method"`
 			HashType      string   `json:"hash_type"`
@@ -202,6 +200,15 @@ func (v *Verifier) omsStatement(raw []byte) (*omsStatement, Check, error) {
 	return &st, c, nil
 }
 
+// payloadOf decodes a DSSE envelope's payload (already known to parse).
+func payloadOf(raw []byte) ([]byte, error) {
+	var env struct {
+		Payload []byte `json:"payload"`
+	}
+	err := json.Unmarshal(raw, &env)
+	return env.Payload, err
+}
+
 // StatementTypeV1 is in-toto Statement v1.
 const StatementTypeV1 = "https://in-toto.io/Statement/v1"
 
@@ -242,9 +249,9 @@ func omsFiles(ctx context.Context, model, sigPath string, st *omsStatement) (Che
 	if err != nil {
 		return c, fmt.Errorf("reading model %s: %w", model, err)
 	}
-	subs := make([]subject, 0, len(st.Predicate.Resources))
+	subs := make([]attest.Subject, 0, len(st.Predicate.Resources))
 	for _, r := range st.Predicate.Resources {
-		subs = append(subs, subject{Name: r.Name, Digest: map[string]string{"sha256": r.Digest}})
+		subs = append(subs, attest.Subject{Name: r.Name, Digest: map[string]string{"sha256": r.Digest}})
 	}
 	cmp := compareFiles(files, subs)
 	if len(cmp) == 0 {

@@ -143,7 +143,7 @@ func willItRun(t *Target, code *GPUCode, sbomPresent bool, host *fingerprint.Fin
 			st = bad
 		case cuda.DriverUnknown:
 			// Not in the table: the driver's own CUDA version decides.
-			if c, ok := cuda.CompareVersions(host.GPU.CUDADriverVersion, majorMinorOf(rt.Version)); ok && c >= 0 {
+			if c, ok := cuda.CompareVersions(host.GPU.CUDADriverVersion, cuda.MajorMinor(rt.Version)); ok && c >= 0 {
 				st, v.Reason = Pass, fmt.Sprintf("%s; the driver reports CUDA %s >= %s", v.Reason, host.GPU.CUDADriverVersion, rt.Version)
 			} else {
 				st = bad
@@ -191,14 +191,6 @@ func presentSuffix(missing []string) string {
 		return "all present"
 	}
 	return " missing"
-}
-
-func majorMinorOf(v string) string {
-	parts := strings.SplitN(v, ".", 3)
-	if len(parts) < 2 {
-		return v
-	}
-	return parts[0] + "." + parts[1]
 }
 
 // willItReproduce is the host diff between the training fingerprint and

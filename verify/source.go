@@ -73,10 +73,9 @@ func Resolve(ctx context.Context, arg string, opts []remote.Option) (*Target, er
 	if d, ok := res.DigestRef(); ok {
 		t.Ref = &d
 	}
-	image := arg
 	dg, err := img.Digest()
 	if err != nil {
-		return nil, fmt.Errorf("digest of %s: %w", image, err)
+		return nil, fmt.Errorf("digest of %s: %w", arg, err)
 	}
 	if t.Ref != nil && t.Ref.DigestStr() != dg.String() {
 		return nil, fmt.Errorf("registry served %s for %s", dg, t.Ref)
@@ -84,7 +83,7 @@ func Resolve(ctx context.Context, arg string, opts []remote.Option) (*Target, er
 	t.Digest = dg
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return nil, fmt.Errorf("config of %s: %w", image, err)
+		return nil, fmt.Errorf("config of %s: %w", arg, err)
 	}
 	t.Labels = cf.Config.Labels
 	t.Arch = cf.Architecture

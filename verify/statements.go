@@ -77,13 +77,6 @@ type Evidence struct {
 	Found   int      `json:"found"`
 }
 
-// registryEnvelopes reads the attestations stored beside the digest
-// (attest.ReadAttached: cosign's layout, whoever wrote them). No
-// attestations is not an error.
-func registryEnvelopes(t *Target, opts []remote.Option) ([]attest.Envelope, error) {
-	return attest.ReadAttached(*t.Ref, opts...)
-}
-
 // bundleEnvelopes reads an mlenv bundle file (bounded in size).
 func bundleEnvelopes(path string) ([]attest.Envelope, error) {
 	fi, err := os.Stat(path)

@@ -19,16 +19,13 @@ import (
 
 	"github.com/mlenv/mlenv/attest"
 	"github.com/mlenv/mlenv/fingerprint"
+	"github.com/mlenv/mlenv/image"
 	"github.com/mlenv/mlenv/internal/netx"
 )
 
 // ResultSchemaVersion versions the JSON of Result (README, "mlenv verify
 // --output json").
 const ResultSchemaVersion = 1
-
-// LockDigestLabel is the image label the builder records the lock digest
-// in (builder.LabelLockDigest; verify does not import builder).
-const LockDigestLabel = "dev.mlenv.lock.digest"
 
 // Status of one check.
 type Status string
@@ -166,7 +163,7 @@ func (v *Verifier) Verify(ctx context.Context, req Request) (*Result, error) {
 	case t.Ref == nil:
 		err = fmt.Errorf("%s is not in a registry, so its statements cannot be read from one: pass --bundle FILE", req.Image)
 	default:
-		envs, err = registryEnvelopes(t, opts)
+		envs, err = attest.ReadAttached(*t.Ref, opts...)
 	}
 	if err != nil {
 		return nil, err
@@ -183,14 +180,18 @@ func (v *Verifier) Verify(ctx context.Context, req Request) (*Result, error) {
 	}
 	res.Checks = append(res.Checks, v.policyChecks(t, ev)...)
 
+	// The training predicate is read once (mlenv's shape or the bare
+	// fingerprint cosign attest writes, its id checked against its
+	// content), for will-it-reproduce and for the rules.
+	var trainingPred *attest.FingerprintPredicate
 	var training *fingerprint.Fingerprint
-	var trainingErr error
 	if s := ev.Statements[KindTraining]; s != nil {
-		training, trainingErr = trainingFingerprint(s.Predicate)
-		if trainingErr != nil {
+		p, err := attest.ReadFingerprintPredicate(s.Predicate)
+		if err != nil {
 			res.Checks = append(res.Checks, Check{Name: "statement.training.content", Group: "statements", Status: Fail,
-				Expected: "a fingerprint whose id matches its content", Actual: "invalid", Message: trainingErr.Error()})
-			training = nil
+				Expected: "a fingerprint whose id matches its content", Actual: "invalid", Message: err.Error()})
+		} else {
+			trainingPred, training = p, p.Fingerprint
 		}
 	}
 	if req.Host != nil {
@@ -208,7 +209,7 @@ func (v *Verifier) Verify(ctx context.Context, req Request) (*Result, error) {
 			res.Checks = append(res.Checks, willItReproduce(training, req.Host, v.policy)...)
 		}
 	}
-	res.Checks = append(res.Checks, v.ruleChecks(ctx, t, ev, req.Host)...)
+	res.Checks = append(res.Checks, v.ruleChecks(ctx, t, ev, trainingPred, req.Host)...)
 	res.Decision = Allow
 	if len(res.Failures()) > 0 {
 		res.Decision = Deny
@@ -333,8 +334,8 @@ func (v *Verifier) policyChecks(t *Target, ev *Evidence) []Check {
 			got := prov.BuildDefinition.ExternalParameters.Lock.Digest
 			add("policy.lockDigest", got == p.LockDigest, p.LockDigest, orNone(got), "provenance externalParameters.lock.digest")
 		}
-		label := t.Labels[LockDigestLabel]
-		add("policy.lockDigest.label", label == p.LockDigest, p.LockDigest, orNone(label), "image label "+LockDigestLabel)
+		label := t.Labels[image.LabelLockDigest]
+		add("policy.lockDigest.label", label == p.LockDigest, p.LockDigest, orNone(label), "image label "+image.LabelLockDigest)
 	}
 	if p.MaxAge > 0 {
 		exp := "at most " + time.Duration(p.MaxAge).String() + " old"
@@ -352,18 +353,9 @@ func (v *Verifier) policyChecks(t *Target, ev *Evidence) []Check {
 	return out
 }
 
-// trainingFingerprint reads the fingerprint predicate (mlenv's shape or
-// the bare fingerprint cosign attest writes) and checks that its id
-// matches its content.
-func trainingFingerprint(pred json.RawMessage) (*fingerprint.Fingerprint, error) {
-	p, err := attest.ReadFingerprintPredicate(pred)
-	if err != nil {
-		return nil, err
-	}
-	return p.Fingerprint, nil
-}
-
-func (v *Verifier) ruleChecks(ctx context.Context, t *Target, ev *Evidence, host *fingerprint.Fingerprint) []Check {
+// ruleChecks evaluates the policy's rules; training is the verified
+// training predicate, nil when there is none or it did not read.
+func (v *Verifier) ruleChecks(ctx context.Context, t *Target, ev *Evidence, training *attest.FingerprintPredicate, host *fingerprint.Fingerprint) []Check {
 	if len(v.rules) == 0 {
 		return nil
 	}
@@ -372,7 +364,7 @@ func (v *Verifier) ruleChecks(ctx context.Context, t *Target, ev *Evidence, host
 			"created": t.Created, "architecture": t.Arch},
 		"provenance": predicateValue(ev, KindProvenance),
 		"sbom":       predicateValue(ev, KindSBOM),
-		"training":   trainingValue(ev),
+		"training":   trainingValue(training),
 		"runtime":    nil,
 	}
 	if host != nil {
@@ -413,13 +405,8 @@ func predicateValue(ev *Evidence, kind string) any {
 // trainingValue is the training predicate as rules see it: always
 // {role, fingerprint}, whether mlenv or `cosign attest` (a bare
 // fingerprint) wrote it, so that one rule reads both.
-func trainingValue(ev *Evidence) any {
-	s := ev.Statements[KindTraining]
-	if s == nil {
-		return nil
-	}
-	p, err := attest.ReadFingerprintPredicate(s.Predicate)
-	if err != nil {
+func trainingValue(p *attest.FingerprintPredicate) any {
+	if p == nil {
 		return nil
 	}
 	return jsonValue(p)
