@@ -21,7 +21,7 @@ func TestMarkerDeepNestingIsAnError(t *testing.T) {
 		if !errors.As(err, &me) || !strings.Contains(err.Error(), "nested") {
 			t.Fatalf("depth %d: got %v, want a MarkerError about nesting", depth, err)
 		}
-		if took := time.Since(start); took > 2*time.Second {
+		if took := time.Since(start); took > 10*time.Second {
 			t.Errorf("depth %d: took %v", depth, took)
 		}
 	}
