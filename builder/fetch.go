@@ -24,26 +24,40 @@ type artifacts struct {
 	ctx      context.Context
 	cache    *cas.Cache
 	fetcher  *cas.Fetcher
-	mu       sync.Mutex
+	mu       sync.Mutex // guards the maps, never held while hashing
 	paths    map[string]string
 	uris     map[string]string
 	sizes    map[string]int64
 	local    map[string]bool
 	verified map[string]bool
+	// One lock per artifact, held while it is verified: layers verifying
+	// different artifacts hash side by side; two needing the same one
+	// hash it once.
+	verifying map[string]*sync.Mutex
 }
 
 // path returns the verified file for a sha256.
 func (a *artifacts) path(sum string) (string, error) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	p, ok := a.paths[sum]
+	_, ok := a.paths[sum]
+	one := a.verifying[sum]
+	if one == nil {
+		one = &sync.Mutex{}
+		a.verifying[sum] = one
+	}
+	a.mu.Unlock()
 	if !ok {
 		return "", fmt.Errorf("artifact sha256:%s was not fetched", sum)
 	}
-	if a.verified[sum] {
+	one.Lock()
+	defer one.Unlock()
+	a.mu.Lock()
+	p, done, local := a.paths[sum], a.verified[sum], a.local[sum]
+	a.mu.Unlock()
+	if done {
 		return p, nil
 	}
-	if a.local[sum] {
+	if local {
 		if err := cas.VerifyFile(p, sum, a.sizes[sum]); err != nil {
 			return "", err
 		}
@@ -57,7 +71,9 @@ func (a *artifacts) path(sum string) (string, error) {
 			return "", err
 		}
 	}
-	a.verified[sum] = true
+	a.mu.Lock()
+	a.paths[sum], a.verified[sum] = p, true
+	a.mu.Unlock()
 	return p, nil
 }
 
@@ -91,7 +107,8 @@ func fetchAll(ctx context.Context, o Options, f *cas.Fetcher) (*artifacts, error
 	f.Progress = bar.Add
 	var mu sync.Mutex
 	arts := &artifacts{ctx: ctx, cache: o.Cache, fetcher: f, paths: map[string]string{}, uris: map[string]string{},
-		sizes: map[string]int64{}, local: map[string]bool{}, verified: map[string]bool{}}
+		sizes: map[string]int64{}, local: map[string]bool{}, verified: map[string]bool{},
+		verifying: map[string]*sync.Mutex{}}
 	pol := o.localPolicy()
 	var remote []want
 	for _, w := range wants {

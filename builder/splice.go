@@ -175,9 +175,11 @@ func verifyAhead(entries []*entry, done <-chan struct{}) map[*entry]*verified {
 	workers := min(runtime.GOMAXPROCS(0), 8, len(entries))
 	for w := 0; w < workers; w++ {
 		go func() {
+			// One inflater per worker, its buffers reused for every member.
+			dr := deflate.NewReader(nil, 0)
 			for i := w; i < len(entries); i += workers {
 				v := list[i]
-				v.err = readMember(entries[i], v, done)
+				v.err = readMember(entries[i], v, dr, done)
 				close(v.chunks)
 				if v.err == errStopped {
 					return
@@ -190,8 +192,9 @@ func verifyAhead(entries []*entry, done <-chan struct{}) map[*entry]*verified {
 
 var errStopped = fmt.Errorf("stopped")
 
-// readMember is one worker's job for one entry.
-func readMember(e *entry, v *verified, done <-chan struct{}) error {
+// readMember is one worker's job for one entry; dr is the worker's
+// inflater.
+func readMember(e *entry, v *verified, dr *deflate.Reader, done <-chan struct{}) error {
 	f := e.member
 	raw, err := f.OpenRaw()
 	if err != nil {
@@ -204,15 +207,14 @@ func readMember(e *entry, v *verified, done <-chan struct{}) error {
 	v.raw = ra
 	csize := int64(f.CompressedSize64)
 	var content io.Reader
-	var dr *deflate.Reader
-	if f.Method == zip.Store {
+	deflated := f.Method != zip.Store
+	if !deflated {
 		if csize != e.size {
 			return fmt.Errorf("stored zip member %s is %d bytes, its header says %d", f.Name, csize, e.size)
 		}
 		content = io.NewSectionReader(ra, 0, csize)
 	} else {
-		dr = deflate.NewReader(ra, csize)
-		defer dr.Close()
+		dr.Reset(ra, csize)
 		content = dr
 	}
 	memberCRC := crc32.NewIEEE()
@@ -247,7 +249,7 @@ func readMember(e *entry, v *verified, done <-chan struct{}) error {
 	if f.CRC32 != 0 && memberCRC.Sum32() != f.CRC32 {
 		return fmt.Errorf("zip member %s: CRC-32 %08x does not match the zip's %08x: corrupt wheel", f.Name, memberCRC.Sum32(), f.CRC32)
 	}
-	if dr != nil {
+	if deflated {
 		b, ok := dr.Bounds()
 		if !ok {
 			return fmt.Errorf("zip member %s: deflate stream did not end", f.Name)

@@ -5,20 +5,15 @@
 // A zip member stored with deflate is such a stream, so a gzip layer can
 // carry a wheel's members as the wheel compressed them.
 //
-// Reader inflates one stream (klauspost/compress/flate, which reports the
-// bit position of every block end) and says where its last block starts
-// and where the stream ends; Copy writes the stream as a non-final,
+// Reader inflates one stream (its own inflater, inflate.go) and says
+// where its last block starts and where the stream ends; Copy writes the stream as a non-final,
 // byte-aligned part of a longer one; StoredWriter writes bytes as stored
 // blocks. Everything streams with bounded memory.
 package deflate
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
 	"io"
-
-	kflate "github.com/klauspost/compress/flate"
 )
 
 // Bounds locates a complete deflate stream's last block: LastBlock is the
@@ -31,112 +26,6 @@ type Bounds struct {
 
 // Bytes is how many bytes of the source the stream occupies.
 func (b Bounds) Bytes() int64 { return (b.End + 7) / 8 }
-
-// Reader inflates one raw deflate stream and records its Bounds.
-//
-// klauspost/compress/flate reports each block's end, but its byte count
-// runs ahead after a stored block entered with whole bytes still in its
-// bit buffer (it counts them twice). So Reader works out stored blocks'
-// ends itself from their LEN field, read from the source, and takes
-// Huffman blocks' ends from the inflater minus the drift seen so far.
-type Reader struct {
-	zr    io.ReadCloser
-	src   io.ReaderAt
-	size  int64
-	b     Bounds
-	start int64 // true bit offset of the block being read
-	drift int64 // bytes the inflater's count runs ahead
-	done  bool
-	err   error
-	hdr   [4]byte
-}
-
-// readBuf is the input buffer: large reads, and an io.ByteReader so that
-// the inflater never reads past the stream's end.
-const readBuf = 256 << 10
-
-// NewReader returns a Reader of the stream held in the first size bytes
-// of src.
-func NewReader(src io.ReaderAt, size int64) *Reader {
-	d := &Reader{src: src, size: size}
-	br := bufio.NewReaderSize(io.NewSectionReader(src, 0, size), readBuf)
-	d.zr = kflate.NewReaderOpts(br, kflate.WithEobCallback(d.eob))
-	return d
-}
-
-// eob is called after every block with the position the next one starts
-// at (by the inflater's count); after the final block, the stream's end.
-func (d *Reader) eob(cp kflate.InflateCheckpoint) {
-	if d.err != nil {
-		return
-	}
-	reported := cp.CompressedOffset*8 + int64(cp.BitOffset)
-	end, err := d.blockEnd(reported)
-	if err != nil {
-		d.err = err
-		return
-	}
-	if cp.Final {
-		d.b = Bounds{LastBlock: d.start, End: end}
-		d.done = true
-		return
-	}
-	d.start = end
-}
-
-// blockEnd returns the true end of the block that starts at d.start.
-func (d *Reader) blockEnd(reported int64) (int64, error) {
-	t := d.start
-	// The 3 header bits may straddle a byte boundary.
-	n, err := d.src.ReadAt(d.hdr[:2], t/8)
-	if n < 1 || (n < 2 && t%8 > 5) {
-		return 0, fmt.Errorf("deflate: reading block header at bit %d: %v", t, err)
-	}
-	bits := (uint16(d.hdr[0]) | uint16(d.hdr[1])<<8) >> (t % 8)
-	end := reported - 8*d.drift
-	if bits>>1&3 == 0 { // stored: header, padding, LEN, NLEN, LEN bytes
-		a := (t + 3 + 7) / 8
-		if _, err := d.src.ReadAt(d.hdr[:2], a); err != nil {
-			return 0, fmt.Errorf("deflate: reading stored block length at byte %d: %v", a, err)
-		}
-		end = (a + 4 + int64(d.hdr[0]) + int64(d.hdr[1])<<8) * 8
-		if reported%8 != 0 || reported < end {
-			return 0, fmt.Errorf("deflate: inflater position %d after a stored block ending at %d", reported, end)
-		}
-		d.drift = (reported - end) / 8
-	}
-	if end <= t || end > d.size*8 {
-		return 0, fmt.Errorf("deflate: block at bit %d ends at %d, outside the %d-byte stream", t, end, d.size)
-	}
-	return end, nil
-}
-
-// Read returns the inflated bytes; io.EOF once the final block ended.
-func (d *Reader) Read(p []byte) (int, error) {
-	if d.err != nil {
-		return 0, d.err
-	}
-	n, err := d.zr.Read(p)
-	if d.err != nil {
-		return n, d.err
-	}
-	if err == io.EOF && !d.done {
-		err = errors.New("deflate: stream ended without a final block")
-	}
-	if err != nil && err != io.EOF {
-		err = fmt.Errorf("corrupt deflate stream: %w", err)
-		d.err = err
-	}
-	return n, err
-}
-
-// Bounds is valid once Read returned io.EOF.
-func (d *Reader) Bounds() (Bounds, bool) {
-	return d.b, d.done && d.err == nil
-}
-
-// Close releases the inflater.
-func (d *Reader) Close() error { return d.zr.Close() }
 
 // emptyStored is a non-final stored block of length 0 once its 3 header
 // bits are placed: LEN 0, NLEN 0xffff.

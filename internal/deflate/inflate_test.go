@@ -1,0 +1,175 @@
+package deflate
+
+import (
+	"bytes"
+	"compress/flate"
+	"io"
+	"math/rand"
+	"testing"
+
+	kflate "github.com/klauspost/compress/flate"
+)
+
+// inflateCap bounds what the fuzz tests inflate, so that a small input
+// that expands hugely does not stall the fuzzer.
+const inflateCap = 4 << 20
+
+// stdInflate inflates with Go's compress/flate, the reference.
+func stdInflate(stream []byte) ([]byte, error) {
+	return io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(stream)), inflateCap))
+}
+
+// addSeeds adds streams of every block type and level, from both Go
+// compressors, to a fuzz corpus.
+func addSeeds(f *testing.F) {
+	rng := rand.New(rand.NewSource(3))
+	for l := -2; l <= 9; l++ {
+		f.Add(compress(f, sample(rng, 3000), l, l%2 == 0))
+		f.Add(compress(f, []byte("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaabbbbbbbbbbbbbbbbbbb"), l, l%2 != 0))
+	}
+	f.Add([]byte{0x01, 0x00, 0x00, 0xff, 0xff})
+	f.Add([]byte{0x03, 0x00})
+	f.Add([]byte{})
+}
+
+// FuzzInflate holds the inflater to Go's compress/flate: for any input,
+// both accept it or both refuse it, they produce the same bytes for as
+// far as both got, and where they accept it, the stream mlenv's Bounds
+// delimit is the whole of what compress/flate read.
+func FuzzInflate(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		want, wantErr := stdInflate(stream)
+		r := NewReader(bytes.NewReader(stream), int64(len(stream)))
+		got, err := io.ReadAll(io.LimitReader(r, inflateCap))
+		n := min(len(got), len(want))
+		if !bytes.Equal(got[:n], want[:n]) {
+			t.Fatalf("inflated bytes differ from compress/flate's within the first %d", n)
+		}
+		if len(want) == inflateCap || len(got) == inflateCap {
+			return // cut by the cap: acceptance is not known
+		}
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("mlenv's inflater says %v, compress/flate says %v", err, wantErr)
+		}
+		if err != nil {
+			if _, ok := r.Bounds(); ok {
+				t.Fatal("bounds reported for a refused stream")
+			}
+			return
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("inflated %d bytes, compress/flate %d", len(got), len(want))
+		}
+		b, ok := r.Bounds()
+		if !ok || b.Bytes() > int64(len(stream)) || b.LastBlock >= b.End {
+			t.Fatalf("bounds %+v (ok %v) for a %d-byte input", b, ok, len(stream))
+		}
+		// The stream ends where Bounds say: cut there, it still inflates
+		// whole; cut a byte earlier, it does not.
+		if again, err := stdInflate(stream[:b.Bytes()]); err != nil || !bytes.Equal(again, want) {
+			t.Fatalf("the %d bytes the bounds delimit do not inflate alone: %v", b.Bytes(), err)
+		}
+		if b.Bytes() > 0 {
+			if _, err := stdInflate(stream[:b.Bytes()-1]); err == nil {
+				t.Fatalf("the stream inflates without its last byte: bounds %+v are too long", b)
+			}
+		}
+	})
+}
+
+// TestInflateLarge: long streams, from both compressors at all levels,
+// inflate to their content through the window's slides, whatever the
+// read sizes.
+func TestInflateLarge(t *testing.T) {
+	rng := rand.New(rand.NewSource(11))
+	for l := -2; l <= 9; l++ {
+		data := sample(rng, 3<<20+rng.Intn(1<<20))
+		stream := compress(t, data, l, l%2 == 0)
+		r := NewReader(bytes.NewReader(stream), int64(len(stream)))
+		var got bytes.Buffer
+		buf := make([]byte, 1+rng.Intn(100000))
+		for {
+			n, err := r.Read(buf[:1+rng.Intn(len(buf))])
+			got.Write(buf[:n])
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("level %d: %v", l, err)
+			}
+		}
+		if !bytes.Equal(got.Bytes(), data) {
+			t.Fatalf("level %d: inflated content differs", l)
+		}
+		if b, _ := r.Bounds(); b.Bytes() != int64(len(stream)) {
+			t.Fatalf("level %d: bounds say %d bytes of %d", l, b.Bytes(), len(stream))
+		}
+	}
+}
+
+// TestInflateErrors: each way a stream can be wrong is refused, with the
+// reason.
+func TestInflateErrors(t *testing.T) {
+	good := compress(t, sample(rand.New(rand.NewSource(2)), 100000), 6, false)
+	farBack := []byte{0x63, 0x00, 0x42, 0x00} // fixed block: literal, then distance 3 with one byte out
+	cases := map[string][]byte{
+		"truncated":                 good[:len(good)/3],
+		"reserved block type":       {0x07},
+		"stored length complement":  {0x01, 0x05, 0x00, 0x00, 0x00, 'a'},
+		"stored block cut short":    {0x01, 0x05, 0x00, 0xfa, 0xff, 'a'},
+		"distance before the start": farBack,
+		"no final block":            {0x00, 0x00, 0x00, 0xff, 0xff},
+		"over-subscribed code":      {0x04, 0xc0, 0xff, 0xff, 0xff, 0xff, 0xff},
+		"empty input":               {},
+	}
+	for name, stream := range cases {
+		if _, wantErr := stdInflate(stream); wantErr == nil {
+			t.Errorf("%s: compress/flate accepts the case; it tests nothing", name)
+			continue
+		}
+		r := NewReader(bytes.NewReader(stream), int64(len(stream)))
+		if _, err := io.ReadAll(r); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// BenchmarkInflate compares this inflater with klauspost/compress/flate
+// (what the splicer used before) and Go's compress/flate on Python-like
+// text, in one run: the ratio is what counts.
+func BenchmarkInflate(b *testing.B) {
+	rng := rand.New(rand.NewSource(5))
+	words := make([]string, 4000)
+	for i := range words {
+		w := make([]byte, 2+rng.Intn(10))
+		for j := range w {
+			w[j] = byte('a' + rng.Intn(26))
+		}
+		words[i] = string(w)
+	}
+	var text bytes.Buffer
+	for text.Len() < 16<<20 {
+		text.WriteString(words[int(rng.ExpFloat64()*200)%len(words)])
+		text.WriteString([]string{" ", " ", " ", "\n    ", "(self, "}[rng.Intn(5)])
+	}
+	stream := compress(b, text.Bytes(), 6, true)
+	buf := make([]byte, 256<<10)
+	for _, c := range []struct {
+		name string
+		open func() io.Reader
+	}{
+		{"mlenv", func() io.Reader { return NewReader(bytes.NewReader(stream), int64(len(stream))) }},
+		{"klauspost", func() io.Reader { return kflate.NewReader(bytes.NewReader(stream)) }},
+		{"stdlib", func() io.Reader { return flate.NewReader(bytes.NewReader(stream)) }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(text.Len()))
+			for i := 0; i < b.N; i++ {
+				if _, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{c.open()}, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
