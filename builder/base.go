@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mlenv/mlenv/image"
+	"github.com/mlenv/mlenv/internal/boundedfile"
 	"github.com/mlenv/mlenv/internal/cas"
 )
 
@@ -151,17 +152,13 @@ const maxSmallBlob = 16 << 20
 
 // readVerified reads a small blob (manifest, config) and checks its digest.
 func readVerified(c *cas.Cache, h v1.Hash) ([]byte, error) {
-	f, err := os.Open(c.Path(h.Hex))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxSmallBlob+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxSmallBlob {
+	b, err := boundedfile.ReadRegular(c.Path(h.Hex), maxSmallBlob)
+	var tl *boundedfile.TooLargeError
+	if errors.As(err, &tl) {
 		return nil, fmt.Errorf("cached blob %s is larger than %d bytes: not a manifest or config", c.Path(h.Hex), maxSmallBlob)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if got := sha256.Sum256(b); hex.EncodeToString(got[:]) != h.Hex {
 		return nil, fmt.Errorf("cached blob %s does not match its digest %s: remove it and build again", c.Path(h.Hex), h)

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/mlenv/mlenv/internal/boundedfile"
 )
 
 // Local image inputs (oci:DIR, tar:FILE) come from users and from CI
@@ -24,23 +26,9 @@ func regularFile(p, what string) (os.FileInfo, error) {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s %s is not a regular file (%s): an image is read from regular files only", what, p, fileKind(fi.Mode()))
+		return nil, fmt.Errorf("%s %s is not a regular file (%s): an image is read from regular files only", what, p, boundedfile.Kind(fi.Mode()))
 	}
 	return fi, nil
-}
-
-func fileKind(m os.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a folder"
-	case m&os.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&os.ModeSocket != 0:
-		return "a socket"
-	case m&os.ModeDevice != 0:
-		return "a device"
-	}
-	return "a special file"
 }
 
 // checkLayoutFiles: index.json and every blob of the layout at dir are

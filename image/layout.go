@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/mlenv/mlenv/internal/atomicfile"
+	"github.com/mlenv/mlenv/internal/boundedfile"
 	"github.com/mlenv/mlenv/internal/cas"
 )
 
@@ -409,24 +410,15 @@ func readIndexJSON(dir string) ([]v1.Descriptor, error) {
 	return im.Manifests, nil
 }
 
+// readBounded reads a layout's small file (index.json, a manifest):
+// regular files only (a FIFO would block), at most limit bytes.
 func readBounded(path string, limit int64) ([]byte, error) {
-	// Opening a FIFO for reading would block until a writer comes.
-	if _, err := regularFile(path, "layout file"); err != nil {
-		return nil, err
+	b, err := boundedfile.ReadRegular(path, limit)
+	var nr *boundedfile.NotRegularError
+	if errors.As(err, &nr) {
+		return nil, fmt.Errorf("layout file %s is not a regular file (%s): an image is read from regular files only", path, nr.Kind)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return b, nil
+	return b, err
 }
 
 var hexName = regexp.MustCompile(`^[0-9a-f]{64}$`)

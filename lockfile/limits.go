@@ -1,9 +1,10 @@
 package lockfile
 
 import (
+	"errors"
 	"fmt"
-	"io"
-	"os"
+
+	"github.com/mlenv/mlenv/internal/boundedfile"
 )
 
 // Bounds on the files mlenv reads, so that a mistaken or hostile input
@@ -24,20 +25,10 @@ func errTooLarge(file, what string, size, max int64) error {
 // readBounded reads file, refusing one larger than max without reading
 // more than max+1 bytes of it (a FIFO or /dev/zero has no size to check first).
 func readBounded(file, what string, max int64) ([]byte, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, err
+	data, err := boundedfile.Read(file, max)
+	var tl *boundedfile.TooLargeError
+	if errors.As(err, &tl) {
+		return nil, errTooLarge(file, what, tl.Size, max)
 	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > max {
-		return nil, errTooLarge(file, what, fi.Size(), max)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", file, err)
-	}
-	if int64(len(data)) > max {
-		return nil, errTooLarge(file, what, int64(len(data)), max)
-	}
-	return data, nil
+	return data, err
 }

@@ -19,8 +19,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -28,6 +26,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
 
 	"github.com/mlenv/mlenv/attest"
+	"github.com/mlenv/mlenv/internal/boundedfile"
 	"github.com/mlenv/mlenv/internal/filedigest"
 )
 
@@ -85,7 +84,9 @@ func (v *Verifier) VerifyOMS(ctx context.Context, model, sigPath string) (*Resul
 		sigPath = filepath.Join(model, OMSDefaultSignature)
 	}
 	res := &Result{SchemaVersion: ResultSchemaVersion, Image: model, Policy: v.policy.Name, Checks: []Check{}}
-	b, err := readBounded(sigPath, maxBundleBytes)
+	// Regular files only: the default model.sig comes from the model
+	// folder, and a named pipe there would block verify forever.
+	b, err := boundedfile.ReadRegular(sigPath, maxBundleBytes)
 	if err != nil {
 		return nil, fmt.Errorf("model signature %s: %w", sigPath, err)
 	}
@@ -109,22 +110,6 @@ func (v *Verifier) VerifyOMS(ctx context.Context, model, sigPath string) (*Resul
 		res.Decision = Deny
 	}
 	return res, nil
-}
-
-func readBounded(p string, limit int64) ([]byte, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("larger than %d bytes", limit)
-	}
-	return b, nil
 }
 
 // omsStatement verifies the envelope and parses the statement; an error

@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
 
@@ -167,5 +169,29 @@ func TestOMSKeylessSaysWhatItNeeds(t *testing.T) {
 	_, err := omsVerifier(t, pub).VerifyOMS(context.Background(), m, "")
 	if err == nil || !strings.Contains(err.Error(), "Fulcio") || !strings.Contains(err.Error(), "Rekor") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// A model folder whose model.sig is a named pipe (a hostile download) is
+// refused at once; verify used to wait forever for a writer.
+func TestOMSSignatureFIFOIsRefused(t *testing.T) {
+	t.Setenv("COSIGN_PASSWORD", "pw")
+	_, pub, _ := attest.GenerateKeyPair(t.TempDir(), false)
+	m := omsModel(t)
+	if err := syscall.Mkfifo(filepath.Join(m, "model.sig"), 0o644); err != nil {
+		t.Skipf("cannot make a FIFO here: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := omsVerifier(t, pub).VerifyOMS(context.Background(), m, "")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "model.sig is not a regular file (a named pipe)") {
+			t.Fatalf("got %v, want model.sig refused as a named pipe", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("verify blocked on a model.sig FIFO")
 	}
 }

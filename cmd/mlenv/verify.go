@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mlenv/mlenv/fingerprint"
+	"github.com/mlenv/mlenv/internal/boundedfile"
 	"github.com/mlenv/mlenv/verify"
 	"github.com/mlenv/mlenv/verify/admission"
 )
@@ -115,13 +116,12 @@ func hostFingerprint(file string) (*fingerprint.Fingerprint, error) {
 	if file == "" {
 		return fingerprint.Capture(fingerprint.Options{}), nil
 	}
-	f, err := os.Open(file)
+	b, err := boundedfile.Read(file, 16<<20)
 	if err != nil {
 		return nil, fmt.Errorf("--host-fingerprint: %w", err)
 	}
-	defer f.Close()
 	var fp fingerprint.Fingerprint
-	if err := json.NewDecoder(io.LimitReader(f, 16<<20)).Decode(&fp); err != nil {
+	if err := json.Unmarshal(b, &fp); err != nil {
 		return nil, fmt.Errorf("--host-fingerprint %s: not a fingerprint JSON: %w", file, err)
 	}
 	if fp.Version != fingerprint.SchemaVersion {

@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/mlenv/mlenv/internal/boundedfile"
 )
 
 // Info is what a checkout says about itself.
@@ -120,7 +122,7 @@ func resolveRef(gitDir, ref string) (string, error) {
 			}
 			return "", fmt.Errorf("%s: %q is not an object id", ref, s)
 		}
-		f, err := os.Open(filepath.Join(d, "packed-refs"))
+		f, err := boundedfile.OpenRegular(filepath.Join(d, "packed-refs"))
 		if err != nil {
 			continue
 		}
@@ -138,19 +140,8 @@ func resolveRef(gitDir, ref string) (string, error) {
 }
 
 func readSmall(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxSmallFile+1))
-	if err != nil {
-		return "", err
-	}
-	if len(b) > maxSmallFile {
-		return "", fmt.Errorf("%s: larger than %d bytes", p, maxSmallFile)
-	}
-	return string(b), nil
+	b, err := boundedfile.ReadRegular(p, maxSmallFile)
+	return string(b), err
 }
 
 func isHex(s string) bool {
@@ -227,21 +218,13 @@ func ParseIndex(b []byte) ([]IndexEntry, error) {
 // worktreeDirty compares each tracked file with its index entry: size
 // first, then the blob id of its content.
 func worktreeDirty(dir, gitDir string) (*bool, string) {
-	f, err := os.Open(filepath.Join(gitDir, "index"))
+	b, err := boundedfile.ReadRegular(filepath.Join(gitDir, "index"), maxIndex)
 	if err != nil {
 		if os.IsNotExist(err) {
 			no := false
 			return &no, "" // nothing tracked yet
 		}
 		return nil, err.Error()
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxIndex+1))
-	if err != nil {
-		return nil, err.Error()
-	}
-	if len(b) > maxIndex {
-		return nil, fmt.Sprintf("the git index is larger than %d bytes", maxIndex)
 	}
 	ents, err := ParseIndex(b)
 	if err != nil {

@@ -5,7 +5,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func git(t *testing.T, dir string, args ...string) string {
@@ -84,6 +86,33 @@ func TestHostileHEAD(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, ".git", "HEAD"), []byte("ref: refs/../../../etc/passwd\n"), 0o644)
 	if _, err := Read(dir); err == nil {
 		t.Fatal("a HEAD that climbs out of refs/ was followed")
+	}
+}
+
+// TestFIFOsInGitFolder: a checkout whose HEAD, ref or index is a named
+// pipe (a hostile repository) is read without blocking: HEAD refused,
+// the ref and the index treated as unreadable.
+func TestFIFOsInGitFolder(t *testing.T) {
+	for _, fifo := range []string{"HEAD", "refs/heads/main", "packed-refs", "index"} {
+		dir := t.TempDir()
+		git := filepath.Join(dir, ".git")
+		os.MkdirAll(filepath.Join(git, "refs", "heads"), 0o755)
+		os.WriteFile(filepath.Join(git, "HEAD"), []byte("ref: refs/heads/main\n"), 0o644)
+		p := filepath.Join(git, filepath.FromSlash(fifo))
+		os.Remove(p)
+		if err := syscall.Mkfifo(p, 0o644); err != nil {
+			t.Skipf("cannot make a FIFO here: %v", err)
+		}
+		done := make(chan error, 1)
+		go func() { _, err := Read(dir); done <- err }()
+		select {
+		case err := <-done:
+			if fifo == "HEAD" && (err == nil || !strings.Contains(err.Error(), "not a regular file")) {
+				t.Fatalf("HEAD as a FIFO: got %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("Read blocked on .git/%s as a FIFO", fifo)
+		}
 	}
 }
 

@@ -1,0 +1,9 @@
+//go:build unix
+
+package boundedfile
+
+import "syscall"
+
+// nonBlock opens a named pipe without waiting for a writer; it does not
+// change how a regular file reads.
+const nonBlock = syscall.O_NONBLOCK
