@@ -194,29 +194,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 // every statement is about: a tag is resolved once, here, and never
 // looked at again.
 func resolve(ctx context.Context, o Options) (v1.Image, *name.Digest, string, error) {
-	ref, err := image.Parse(o.Image)
+	r, img, err := image.ResolveSingle(ctx, o.Image, o.Registry)
 	if err != nil {
 		return nil, nil, "", err
-	}
-	r, err := image.Resolve(ctx, ref, o.Registry)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	if r.IsIndex() {
-		return nil, nil, "", fmt.Errorf("%s is a multi-platform index (%s): attest each platform's image by digest", o.Image, r.Digest())
-	}
-	img, err := r.Image("")
-	if err != nil {
-		return nil, nil, "", err
-	}
-	// The statements name the digest the bytes hash to, and that must be
-	// the digest the reference resolved to.
-	d, err := img.Digest()
-	if err != nil {
-		return nil, nil, "", err
-	}
-	if d != r.Digest() {
-		return nil, nil, "", fmt.Errorf("%s resolved to %s but its manifest hashes to %s", o.Image, r.Digest(), d)
 	}
 	if dref, ok := r.DigestRef(); ok {
 		return img, &dref, r.Name(), nil

@@ -362,20 +362,9 @@ func BuildTraining(ctx context.Context, o TrainingOptions) (*TrainingPredicate, 
 }
 
 func trainingImage(ctx context.Context, o TrainingOptions) (*TrainingImage, error) {
-	ref, err := image.Parse(o.TrainingImage)
+	r, img, err := image.ResolveSingle(ctx, o.TrainingImage, o.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("--training-image: %w", err)
-	}
-	r, err := image.Resolve(ctx, ref, o.Registry)
-	if err != nil {
-		return nil, fmt.Errorf("--training-image: %w", err)
-	}
-	if r.IsIndex() {
-		return nil, fmt.Errorf("--training-image %s is a multi-platform index: name the platform image the run used, by digest", o.TrainingImage)
-	}
-	img, err := r.Image("")
-	if err != nil {
-		return nil, fmt.Errorf("--training-image %s: %w", o.TrainingImage, err)
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {

@@ -141,6 +141,38 @@ func resolveLayout(ref Ref) (*Resolved, error) {
 	return r, nil
 }
 
+// ResolveSingle parses and resolves arg (a registry reference,
+// oci:DIR[:TAG] or tar:FILE) to one single-platform image, and checks that
+// its manifest hashes to the digest it resolved to: what a statement or a
+// check names is what the bytes are. A multi-platform index is refused:
+// statements and checks are about one platform's image, named by digest.
+// attest, its training image and verify all resolve through here.
+func ResolveSingle(ctx context.Context, arg string, o Options) (*Resolved, v1.Image, error) {
+	ref, err := Parse(arg)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := Resolve(ctx, ref, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	if r.IsIndex() {
+		return nil, nil, fmt.Errorf("%s is a multi-platform index (%s): name one platform's image, by its digest", arg, r.Digest())
+	}
+	img, err := r.Image("")
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading %s: %w", arg, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return nil, nil, fmt.Errorf("digest of %s: %w", arg, err)
+	}
+	if d != r.Digest() {
+		return nil, nil, fmt.Errorf("%s resolved to %s but its manifest hashes to %s", arg, r.Digest(), d)
+	}
+	return r, img, nil
+}
+
 // Digest is the pinned manifest (or index) digest.
 func (r *Resolved) Digest() v1.Hash { return r.Descriptor.Digest }
 

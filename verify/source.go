@@ -54,33 +54,14 @@ func IsDigestRef(ref string) bool {
 // through the image package and fixes its digest once. A multi-platform
 // index is refused: verify one platform's image by digest.
 func Resolve(ctx context.Context, arg string, opts []remote.Option) (*Target, error) {
-	ref, err := image.Parse(arg)
+	res, img, err := image.ResolveSingle(ctx, arg, image.Options{Remote: opts})
 	if err != nil {
 		return nil, err
 	}
-	res, err := image.Resolve(ctx, ref, image.Options{Remote: opts})
-	if err != nil {
-		return nil, err
-	}
-	if res.IsIndex() {
-		return nil, fmt.Errorf("%s is a multi-platform index (%s): verify each platform's image by digest", arg, res.Digest())
-	}
-	img, err := res.Image("")
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", arg, err)
-	}
-	t := &Target{Name: res.Name()}
+	t := &Target{Name: res.Name(), Digest: res.Digest()}
 	if d, ok := res.DigestRef(); ok {
 		t.Ref = &d
 	}
-	dg, err := img.Digest()
-	if err != nil {
-		return nil, fmt.Errorf("digest of %s: %w", arg, err)
-	}
-	if t.Ref != nil && t.Ref.DigestStr() != dg.String() {
-		return nil, fmt.Errorf("registry served %s for %s", dg, t.Ref)
-	}
-	t.Digest = dg
 	cf, err := img.ConfigFile()
 	if err != nil {
 		return nil, fmt.Errorf("config of %s: %w", arg, err)
