@@ -9,14 +9,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -26,6 +24,7 @@ import (
 	"github.com/mlenv/mlenv/image"
 	"github.com/mlenv/mlenv/internal/boundedfile"
 	"github.com/mlenv/mlenv/internal/cas"
+	"github.com/mlenv/mlenv/lockfile"
 )
 
 // loadBase returns the base image for a platform. Registry bases are
@@ -43,7 +42,27 @@ func loadBase(ctx context.Context, o Options, platform string, vs *verifiedSet) 
 		return nil, fmt.Errorf("base %s: lock has no manifest digest for %s", b.Ref, platform)
 	}
 	if dir, ok := strings.CutPrefix(b.Ref, "oci:"); ok {
-		img, err := layout.Path(filepath.Join(o.BaseDir, dir)).Image(h)
+		// A local input: inside the project unless allowed (the lock
+		// checked it too, but the lock may come from elsewhere), read
+		// through the image package (regular files only, bounded index).
+		p, err := lockfile.LayoutBaseDir(o.localPolicy(), dir)
+		if err != nil {
+			return nil, err
+		}
+		r, err := image.Resolve(ctx, image.Ref{Kind: image.Layout, Path: p}, image.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("base %s: %w", b.Ref, err)
+		}
+		var img v1.Image
+		if r.IsIndex() {
+			idx, err := r.Index()
+			if err != nil {
+				return nil, err
+			}
+			img, err = idx.Image(h)
+		} else {
+			img, err = r.Image("")
+		}
 		if err != nil {
 			return nil, fmt.Errorf("base %s: %w", b.Ref, err)
 		}

@@ -925,6 +925,52 @@ func TestBaseFromOCILayout(t *testing.T) {
 	}
 }
 
+// TestBaseLayoutOutsideProjectIsRefused: base: oci:DIR is a local input
+// like any other. A layout outside the project (here through a symlink
+// inside it) is refused by lock and, for a lock written elsewhere, by
+// build, before anything of it is read; --allow-outside lets it in. Its
+// layers would otherwise end up in the image.
+func TestBaseLayoutOutsideProjectIsRefused(t *testing.T) {
+	base := testutil.RandomImage(t, "linux", "amd64")
+	outside := filepath.Join(t.TempDir(), "private-base")
+	lp, err := layout.Write(outside, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(base); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(dir, "base")); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "mlenv.yaml"), []byte("base: oci:base\nfiles: [{src: app, dst: /app}]\n"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "app"), 0o755)
+	os.WriteFile(filepath.Join(dir, "app", "x"), []byte("x"), 0o644)
+	in, err := lockfile.LoadIntent(filepath.Join(dir, "mlenv.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&lockfile.Resolver{}).Resolve(context.Background(), in); err == nil || !strings.Contains(err.Error(), "outside the project") {
+		t.Fatalf("lock: got %v, want the base refused as outside the project", err)
+	}
+	l, err := (&lockfile.Resolver{AllowOutside: []string{outside}}).Resolve(context.Background(), in)
+	if err != nil {
+		t.Fatalf("lock with --allow-outside: %v", err)
+	}
+	enc, _ := l.Encode()
+	lock := filepath.Join(dir, "mlenv.lock")
+	os.WriteFile(lock, enc, 0o644)
+	o := opts(t, lock, t.TempDir())
+	if _, err := Build(context.Background(), o); err == nil || !strings.Contains(err.Error(), "outside the project") {
+		t.Fatalf("build: got %v, want the base refused as outside the project", err)
+	}
+	o.AllowOutside = []string{outside}
+	if _, err := Build(context.Background(), o); err != nil {
+		t.Fatalf("build with --allow-outside: %v", err)
+	}
+}
+
 func TestReproReportNamesDifferingFiles(t *testing.T) {
 	c1, c2 := t.TempDir(), t.TempDir()
 	build := func(dir, body string) v1.Image {

@@ -3,27 +3,36 @@ package lockfile
 import (
 	"context"
 	"fmt"
-	"path/filepath"
+	"os"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/mlenv/mlenv/image"
+	"github.com/mlenv/mlenv/internal/localpath"
 	"github.com/mlenv/mlenv/internal/netx"
 )
 
 // resolveBase pins the base image: a registry tag becomes a digest, and a
 // multi-platform index is resolved to one manifest per target platform.
-func resolveBase(ctx context.Context, ref, dir string, platforms []string, opts []remote.Option) (Base, error) {
+//
+// A local layout (oci:DIR) is a local input like any other: it must lie
+// inside the project folder (pol), symlinks resolved, unless the user
+// allowed another folder; its layers end up in the image.
+func resolveBase(ctx context.Context, ref string, pol localpath.Policy, platforms []string, opts []remote.Option) (Base, error) {
 	b := Base{Ref: ref}
 	if ref == "scratch" {
 		return b, nil
 	}
 	if layoutDir, ok := strings.CutPrefix(ref, "oci:"); ok {
-		return resolveLayoutBase(b, filepath.Join(dir, layoutDir), platforms)
+		dir, err := LayoutBaseDir(pol, layoutDir)
+		if err != nil {
+			return b, err
+		}
+		return resolveLayoutBase(ctx, b, dir, platforms)
 	}
 	r, err := name.ParseReference(ref)
 	if err != nil {
@@ -53,36 +62,39 @@ func resolveBase(ctx context.Context, ref, dir string, platforms []string, opts 
 	return pinImage(b, img, desc.Digest, platforms)
 }
 
-func resolveLayoutBase(b Base, dir string, platforms []string) (Base, error) {
-	lp, err := layout.FromPath(dir)
+// LayoutBaseDir is the folder of a base given as oci:DIR, checked against
+// the project's local-input policy (lock and build use the same check).
+func LayoutBaseDir(pol localpath.Policy, dir string) (string, error) {
+	p, err := pol.Resolve(dir)
 	if err != nil {
-		return b, fmt.Errorf("base %s: not an OCI image layout: %w", b.Ref, err)
+		return "", fmt.Errorf("base oci:%s: %w", dir, err)
 	}
-	idx, err := lp.ImageIndex()
+	if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("base oci:%s: not a folder (an OCI image layout is a folder holding index.json)", dir)
+	}
+	return p, nil
+}
+
+// resolveLayoutBase pins a local layout's one entry, read through the
+// image package (regular files only, bounded index).
+func resolveLayoutBase(ctx context.Context, b Base, dir string, platforms []string) (Base, error) {
+	r, err := image.Resolve(ctx, image.Ref{Kind: image.Layout, Path: dir}, image.Options{})
 	if err != nil {
-		return b, err
+		return b, fmt.Errorf("base %s: %w", b.Ref, err)
 	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return b, err
-	}
-	if len(im.Manifests) != 1 {
-		return b, fmt.Errorf("base %s: the layout holds %d entries; mlenv needs exactly one", b.Ref, len(im.Manifests))
-	}
-	d := im.Manifests[0]
-	b.Digest = d.Digest.String()
-	if d.MediaType.IsIndex() {
-		child, err := idx.ImageIndex(d.Digest)
+	b.Digest = r.Digest().String()
+	if r.IsIndex() {
+		idx, err := r.Index()
 		if err != nil {
 			return b, err
 		}
-		return pinIndex(b, child, platforms)
+		return pinIndex(b, idx, platforms)
 	}
-	img, err := idx.Image(d.Digest)
+	img, err := r.Image("")
 	if err != nil {
 		return b, err
 	}
-	return pinImage(b, img, d.Digest, platforms)
+	return pinImage(b, img, r.Digest(), platforms)
 }
 
 func pinIndex(b Base, idx v1.ImageIndex, platforms []string) (Base, error) {

@@ -81,7 +81,7 @@ func (r *Resolver) Resolve(ctx context.Context, in *Intent) (*Lock, error) {
 		l.Epoch = *r.Epoch
 	}
 	var err error
-	if l.Base, err = resolveBase(ctx, in.Base, in.Dir, in.Platforms, r.RemoteOptions); err != nil {
+	if l.Base, err = resolveBase(ctx, in.Base, r.local(in), in.Platforms, r.RemoteOptions); err != nil {
 		return nil, in.loc.errf("base", "%v", err)
 	}
 	if in.Python != nil {
