@@ -14,6 +14,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/mlenv/mlenv/internal/atomicfile"
+	"github.com/mlenv/mlenv/internal/layerwalk"
 )
 
 // A layer-by-layer extractor follows symlinks that lower layers left: if
@@ -49,22 +50,37 @@ func indexOf(t *tree) *linkIndex {
 	return ix
 }
 
-// baseSymlinks collects the symlinks of the base image's layers (a later
-// layer's link replaces an earlier one at the same path).
+// baseSymlinks is the base image's symlinks as its layers leave them,
+// applied in order the way an extractor applies them: a later layer's
+// link replaces an earlier one at the same path; a later file or folder
+// at a link's path replaces the link; a later layer's whiteout (.wh.NAME,
+// or an opaque .wh..wh..opq) removes the links it hides. The result is
+// cached by the base image's digest.
 func baseSymlinks(o Options, base v1.Image) (map[string]string, error) {
-	links := map[string]string{}
+	d, err := base.Digest()
+	if err != nil {
+		return nil, fmt.Errorf("base %s: %w", o.Lock.Base.Ref, err)
+	}
+	meta := filepath.Join(o.LayerCache.Dir, "layers", "baselinks-v2-"+d.Hex+".json")
+	if b, err := os.ReadFile(meta); err == nil {
+		var m map[string]string
+		if json.Unmarshal(b, &m) == nil && m != nil {
+			return m, nil
+		}
+	}
 	baseLayers, err := base.Layers()
 	if err != nil {
 		return nil, fmt.Errorf("base %s: %w", o.Lock.Base.Ref, err)
 	}
+	links := map[string]string{}
 	for _, l := range baseLayers {
-		bl, err := baseLinks(o, l)
-		if err != nil {
+		if err := applyLayerLinks(links, l); err != nil {
 			return nil, err
 		}
-		for p, t := range bl {
-			links[p] = t
-		}
+	}
+	b, _ := json.Marshal(links)
+	if err := atomicfile.Write(meta, b, 0o644); err != nil {
+		return nil, err
 	}
 	return links, nil
 }
@@ -103,26 +119,22 @@ func checkAcrossLayers(o Options, base map[string]string, ours []*cachedLayer) e
 	return nil
 }
 
-// baseLinks lists the symlinks of one base layer, remembered in the layer
-// cache by the layer's digest so that a large base is read once.
-func baseLinks(o Options, l v1.Layer) (map[string]string, error) {
+// applyLayerLinks updates links (the layers below l) with l's entries.
+func applyLayerLinks(links map[string]string, l v1.Layer) error {
 	d, err := l.Digest()
 	if err != nil {
-		return nil, err
-	}
-	meta := filepath.Join(o.LayerCache.Dir, "layers", "links-"+d.Hex+".json")
-	if b, err := os.ReadFile(meta); err == nil {
-		var m map[string]string
-		if json.Unmarshal(b, &m) == nil && m != nil {
-			return m, nil
-		}
+		return err
 	}
 	rc, err := l.Uncompressed()
 	if err != nil {
-		return nil, fmt.Errorf("base layer %s: %w", d, err)
+		return fmt.Errorf("base layer %s: %w", d, err)
 	}
 	defer rc.Close()
-	m := map[string]string{}
+	// A whiteout hides what is below this layer, not this layer's own
+	// entries, which may come before or after it in the tar: this
+	// layer's links are kept apart until its whiteouts are applied.
+	var hidden layerwalk.Whiteouts
+	own := map[string]string{}
 	tr := tar.NewReader(rc)
 	for {
 		h, err := tr.Next()
@@ -130,15 +142,28 @@ func baseLinks(o Options, l v1.Layer) (map[string]string, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("base layer %s: %w", d, err)
+			return fmt.Errorf("base layer %s: %w", d, err)
+		}
+		name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
+		if removed, opaque, ok := layerwalk.Whiteout(name); ok {
+			hidden.Add(removed, opaque)
+			continue
 		}
 		if h.Typeflag == tar.TypeSymlink {
-			m[strings.TrimPrefix(path.Clean("/"+h.Name), "/")] = h.Linkname
+			own[name] = h.Linkname
+			continue
+		}
+		delete(links, name) // a file or folder where a link was
+	}
+	if hidden.Len() > 0 {
+		for p := range links {
+			if hidden.Removes(p) {
+				delete(links, p)
+			}
 		}
 	}
-	b, _ := json.Marshal(m)
-	if err := atomicfile.Write(meta, b, 0o644); err != nil {
-		return nil, err
+	for p, t := range own {
+		links[p] = t
 	}
-	return m, nil
+	return nil
 }

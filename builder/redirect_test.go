@@ -10,11 +10,13 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/mlenv/mlenv/internal/cas"
 	"github.com/mlenv/mlenv/internal/layerwalk"
 	"github.com/mlenv/mlenv/internal/testutil"
 	"github.com/mlenv/mlenv/lockfile"
@@ -160,4 +162,62 @@ type visitFunc func(h *tar.Header)
 func (f visitFunc) Visit(_ int, _ string, h *tar.Header, _ io.Reader) (bool, error) {
 	f(h)
 	return false, nil
+}
+
+// TestBaseLinksFollowLaterLayers: the base's link map is what its layers
+// leave, applied in order: a later layer's whiteout removes a link (and
+// links below a removed or opaque folder), a later file or folder at a
+// link's path replaces it, a later link replaces an earlier one, and a
+// layer's whiteout does not hide that layer's own link. A deb's files
+// then go where the final base has them, not through links that no
+// longer exist.
+func TestBaseLinksFollowLaterLayers(t *testing.T) {
+	layerOf := func(entries []testutil.TarEntry) v1.Layer {
+		b := testutil.Tar(entries)
+		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	lower := layerOf([]testutil.TarEntry{
+		{Name: "usr/", Type: tar.TypeDir},
+		{Name: "lib", Type: tar.TypeSymlink, Linkname: "usr/lib"},
+		{Name: "bin", Type: tar.TypeSymlink, Linkname: "usr/bin"},
+		{Name: "sbin", Type: tar.TypeSymlink, Linkname: "usr/sbin"},
+		{Name: "opt/", Type: tar.TypeDir},
+		{Name: "opt/a", Type: tar.TypeSymlink, Linkname: "/srv/a"},
+		{Name: "etc/", Type: tar.TypeDir},
+		{Name: "etc/alt", Type: tar.TypeSymlink, Linkname: "/etc/alt.1"},
+		{Name: "var/", Type: tar.TypeDir},
+		{Name: "var/run", Type: tar.TypeSymlink, Linkname: "/run"},
+	})
+	upper := layerOf([]testutil.TarEntry{
+		{Name: ".wh.bin"},                  // removes bin
+		{Name: "sbin/", Type: tar.TypeDir}, // a folder replaces the link
+		{Name: "opt/.wh..wh..opq"},         // hides everything below opt
+		{Name: "etc/alt", Type: tar.TypeSymlink, Linkname: "/etc/alt.2"},
+		{Name: "var/run", Type: tar.TypeSymlink, Linkname: "/run2"}, // before its own whiteout in the tar
+		{Name: "var/.wh.run"}, // hides the lower var/run, not this one
+	})
+	base, err := mutate.AppendLayers(empty.Image, lower, upper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Lock: &lockfile.Lock{Base: lockfile.Base{Ref: "oci:base"}}, LayerCache: &cas.Cache{Dir: t.TempDir()}}
+	want := map[string]string{"lib": "usr/lib", "etc/alt": "/etc/alt.2", "var/run": "/run2"}
+	for _, pass := range []string{"computed", "from the cache"} {
+		got, err := baseSymlinks(o, base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: links %v, want %v", pass, got, want)
+		}
+		for p, target := range want {
+			if got[p] != target {
+				t.Fatalf("%s: links %v, want %v", pass, got, want)
+			}
+		}
+	}
 }

@@ -25,7 +25,11 @@ func (w *Whiteouts) Add(removed string, opaque bool) {
 		w.exact, w.under = map[string]bool{}, map[string]bool{}
 	}
 	if opaque {
-		w.under[strings.TrimSuffix(removed, "/")] = true
+		d := strings.TrimSuffix(removed, "/")
+		if d == "." {
+			d = "" // the root's opaque marker: Removes looks it up as ""
+		}
+		w.under[d] = true
 		return
 	}
 	w.exact[removed] = true
