@@ -57,6 +57,14 @@ func indexOf(t *tree) *linkIndex {
 // or an opaque .wh..wh..opq) removes the links it hides. The result is
 // cached by the base image's digest.
 func baseSymlinks(o Options, base v1.Image) (map[string]string, error) {
+	links := map[string]string{}
+	baseLayers, err := base.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("base %s: %w", o.Lock.Base.Ref, err)
+	}
+	if len(baseLayers) == 0 {
+		return links, nil // scratch
+	}
 	d, err := base.Digest()
 	if err != nil {
 		return nil, fmt.Errorf("base %s: %w", o.Lock.Base.Ref, err)
@@ -68,11 +76,6 @@ func baseSymlinks(o Options, base v1.Image) (map[string]string, error) {
 			return m, nil
 		}
 	}
-	baseLayers, err := base.Layers()
-	if err != nil {
-		return nil, fmt.Errorf("base %s: %w", o.Lock.Base.Ref, err)
-	}
-	links := map[string]string{}
 	for _, l := range baseLayers {
 		if err := applyLayerLinks(links, l); err != nil {
 			return nil, err
