@@ -87,6 +87,11 @@ func NewReader(src io.ReaderAt, size int64) *Reader {
 func (d *Reader) Reset(src io.ReaderAt, size int64) {
 	in, out, dyn := d.in[:0], d.out, d.dyn
 	*d = Reader{src: src, size: size, in: in, out: out, dyn: dyn}
+	if size < 0 {
+		// A zip64 size past 2^63, converted: the input buffer would
+		// never fill, and a load from it would index past its end.
+		d.err = fmt.Errorf("deflate: stream size %d is negative", size)
+	}
 }
 
 // corrupt is the error for an invalid stream, with the bit offset where

@@ -173,3 +173,18 @@ func BenchmarkInflate(b *testing.B) {
 		})
 	}
 }
+
+// TestInflateNegativeSize: a size that is not one (a zip64 size past
+// 2^63 converted to int64) is an error, not a panic.
+func TestInflateNegativeSize(t *testing.T) {
+	stream := compress(t, []byte("hello hello hello"), 6, false)
+	for _, size := range []int64{-1, -1 << 62, -1 << 63} {
+		r := NewReader(bytes.NewReader(stream), size)
+		if _, err := io.ReadAll(r); err == nil {
+			t.Fatalf("size %d accepted", size)
+		}
+		if _, ok := r.Bounds(); ok {
+			t.Fatalf("size %d: bounds", size)
+		}
+	}
+}
