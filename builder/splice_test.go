@@ -9,6 +9,7 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
@@ -611,5 +612,52 @@ func TestSplicedMemoryIsBounded(t *testing.T) {
 	}
 	if info.Size > 1<<20 {
 		t.Errorf("the zeros member was not carried compressed: layer of %d bytes", info.Size)
+	}
+}
+
+// TestFastInflateSizePastEnd: a wheel whose last member's compressed size
+// in the central directory runs past the file's end (the stream itself
+// is whole) is read by archive/zip with compress/flate, by pip, and by
+// klauspost's inflater that fastInflate used before; mlenv's inflater,
+// asked for 256 KiB at a time, got a short read at the file's end and
+// refused the member. Found by opening a stream with a size larger than
+// its source in internal/deflate's tests.
+func TestFastInflateSizePastEnd(t *testing.T) {
+	content := wordText(rand.New(rand.NewSource(6)), 300000)
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	var comp bytes.Buffer
+	fw, _ := flate.NewWriter(&comp, 6)
+	fw.Write(content)
+	fw.Close()
+	// No data descriptor: archive/zip would look for one past the end.
+	w, err := zw.CreateRaw(&zip.FileHeader{Name: "pkg/mod.py", Method: zip.Deflate, CRC32: crc32.ChecksumIEEE(content),
+		CompressedSize64: uint64(comp.Len()), UncompressedSize64: uint64(len(content))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(comp.Bytes())
+	zw.Close()
+	z := b.Bytes()
+	cd := bytes.LastIndex(z, []byte("PK\x01\x02"))
+	csize := binary.LittleEndian.Uint32(z[cd+20:])
+	binary.LittleEndian.PutUint32(z[cd+20:], csize+5000) // past the end of the file
+	for _, fast := range []bool{false, true} {
+		zr, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fast {
+			zr.RegisterDecompressor(zip.Deflate, fastInflate)
+		}
+		rc, err := zr.File[0].Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, content) {
+			t.Fatalf("fastInflate %v: %v (content equal %v)", fast, err, bytes.Equal(got, content))
+		}
 	}
 }
