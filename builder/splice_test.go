@@ -9,6 +9,7 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
@@ -19,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	kflate "github.com/klauspost/compress/flate"
@@ -611,5 +613,124 @@ func TestSplicedMemoryIsBounded(t *testing.T) {
 	}
 	if info.Size > 1<<20 {
 		t.Errorf("the zeros member was not carried compressed: layer of %d bytes", info.Size)
+	}
+}
+
+// TestFastInflateSizePastEnd: a wheel whose last member's compressed size
+// in the central directory runs past the file's end (the stream itself
+// is whole) is read by archive/zip with compress/flate, by pip, and by
+// klauspost's inflater that fastInflate used before; mlenv's inflater,
+// asked for 256 KiB at a time, got a short read at the file's end and
+// refused the member. Found by opening a stream with a size larger than
+// its source in internal/deflate's tests.
+func TestFastInflateSizePastEnd(t *testing.T) {
+	content := wordText(rand.New(rand.NewSource(6)), 300000)
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	var comp bytes.Buffer
+	fw, _ := flate.NewWriter(&comp, 6)
+	fw.Write(content)
+	fw.Close()
+	// No data descriptor: archive/zip would look for one past the end.
+	w, err := zw.CreateRaw(&zip.FileHeader{Name: "pkg/mod.py", Method: zip.Deflate, CRC32: crc32.ChecksumIEEE(content),
+		CompressedSize64: uint64(comp.Len()), UncompressedSize64: uint64(len(content))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(comp.Bytes())
+	zw.Close()
+	z := b.Bytes()
+	cd := bytes.LastIndex(z, []byte("PK\x01\x02"))
+	csize := binary.LittleEndian.Uint32(z[cd+20:])
+	binary.LittleEndian.PutUint32(z[cd+20:], csize+5000) // past the end of the file
+	for _, fast := range []bool{false, true} {
+		zr, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fast {
+			zr.RegisterDecompressor(zip.Deflate, fastInflate)
+		}
+		rc, err := zr.File[0].Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, content) {
+			t.Fatalf("fastInflate %v: %v (content equal %v)", fast, err, bytes.Equal(got, content))
+		}
+	}
+}
+
+// TestArtifactPathsConcurrently: layers ask for artifacts side by side;
+// each is verified (once it passes, never again), a corrupt one fails
+// every caller, and the maps are never touched unlocked (run with -race).
+func TestArtifactPathsConcurrently(t *testing.T) {
+	dir := t.TempDir()
+	a := &artifacts{paths: map[string]string{}, uris: map[string]string{}, sizes: map[string]int64{},
+		local: map[string]bool{}, verified: map[string]bool{}, verifying: map[string]*sync.Mutex{}}
+	var sums []string
+	for i := 0; i < 6; i++ {
+		content := bytes.Repeat([]byte{byte(i)}, 100000+i)
+		sum := fmt.Sprintf("%x", sha256.Sum256(content))
+		p := filepath.Join(dir, sum)
+		if i == 5 {
+			content[0] ^= 1 // corrupt: the lock's hash is the good content's
+		}
+		if err := os.WriteFile(p, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		a.paths[sum], a.sizes[sum], a.local[sum] = p, int64(len(content)), true
+		sums = append(sums, sum)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for g := 0; g < 24; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; k < 6; k++ {
+				sum := sums[(g+k)%len(sums)]
+				p, err := a.path(sum)
+				switch {
+				case sum == sums[5] && err == nil:
+					errs <- fmt.Errorf("corrupt artifact verified")
+				case sum != sums[5] && (err != nil || p != filepath.Join(dir, sum)):
+					errs <- fmt.Errorf("%s: %q, %v", sum, p, err)
+				}
+			}
+			if _, err := a.path("0000"); err == nil {
+				errs <- fmt.Errorf("an artifact never fetched was found")
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// TestPooledInflaterAfterClose: once closed, a pooled inflater (whose
+// Reader may already serve another member) reads nothing, and a second
+// Close does not put it in the pool twice.
+func TestPooledInflaterAfterClose(t *testing.T) {
+	var comp bytes.Buffer
+	fw, _ := flate.NewWriter(&comp, 6)
+	fw.Write([]byte("hello hello hello"))
+	fw.Close()
+	rc := fastInflate(io.NewSectionReader(bytes.NewReader(comp.Bytes()), 0, int64(comp.Len())))
+	if got, err := io.ReadAll(rc); err != nil || string(got) != "hello hello hello" {
+		t.Fatalf("%q, %v", got, err)
+	}
+	rc.Close()
+	rc.Close()
+	if n, err := rc.Read(make([]byte, 10)); n != 0 || err == nil {
+		t.Fatalf("read %d bytes, %v after Close", n, err)
+	}
+	a, b := inflaters.Get(), inflaters.Get()
+	if a == b {
+		t.Fatal("one inflater was put in the pool twice")
 	}
 }

@@ -62,9 +62,10 @@ const (
 	window   = 32 << 10  // the farthest a match reaches back
 	outChunk = 512 << 10 // output decoded per step
 	inSize   = 256 << 10
-	padEnd   = 16  // zero bytes after the source's end, so loads need no checks
-	keepBack = 8   // bytes kept before pos when the input buffer moves
-	maxMatch = 258 // the longest match
+	padEnd   = 16      // zero bytes after the source's end, so loads need no checks
+	keepBack = 8       // bytes kept before pos when the input buffer moves
+	maxMatch = 258     // the longest match
+	maxSize  = 1 << 56 // larger sizes are clamped: bit offsets (size*8) must fit in an int64
 )
 
 // ErrUnexpectedEOF is returned for a stream that ends before its final
@@ -87,6 +88,16 @@ func NewReader(src io.ReaderAt, size int64) *Reader {
 func (d *Reader) Reset(src io.ReaderAt, size int64) {
 	in, out, dyn := d.in[:0], d.out, d.dyn
 	*d = Reader{src: src, size: size, in: in, out: out, dyn: dyn}
+	switch {
+	case size < 0:
+		// A zip64 size past 2^63, converted: the input buffer would
+		// never fill, and a load from it would index past its end.
+		d.err = fmt.Errorf("deflate: stream size %d is negative", size)
+	case size > maxSize:
+		// Bit offsets must fit in an int64; a source that large ends
+		// long before, and ReadAt says where.
+		d.size = maxSize
+	}
 }
 
 // corrupt is the error for an invalid stream, with the bit offset where
@@ -172,10 +183,17 @@ func (d *Reader) more() error {
 	if want > 0 {
 		k, err := d.src.ReadAt(d.in[n:n+int(want)], next)
 		if int64(k) < want {
-			if err == nil || err == io.EOF {
-				err = ErrUnexpectedEOF
+			if err != io.EOF {
+				if err == nil {
+					err = ErrUnexpectedEOF
+				}
+				return fmt.Errorf("deflate: reading the stream at byte %d: %w", next, err)
 			}
-			return fmt.Errorf("deflate: reading the stream at byte %d: %w", next, err)
+			// The source ends before size (a zip member whose declared
+			// compressed size runs past the file's end): the stream
+			// must end within the bytes there are, as it must for
+			// compress/flate reading the same section.
+			d.size = next + int64(k)
 		}
 		d.in = d.in[:n+k]
 	}

@@ -173,3 +173,67 @@ func BenchmarkInflate(b *testing.B) {
 		})
 	}
 }
+
+// TestInflateNegativeSize: a size that is not one (a zip64 size past
+// 2^63 converted to int64) is an error, not a panic.
+func TestInflateNegativeSize(t *testing.T) {
+	stream := compress(t, []byte("hello hello hello"), 6, false)
+	for _, size := range []int64{-1, -1 << 62, -1 << 63} {
+		r := NewReader(bytes.NewReader(stream), size)
+		if _, err := io.ReadAll(r); err == nil {
+			t.Fatalf("size %d accepted", size)
+		}
+		if _, ok := r.Bounds(); ok {
+			t.Fatalf("size %d: bounds", size)
+		}
+	}
+}
+
+// shortSource reads as a file shorter than the size it is opened with
+// does: the bytes there are, and io.EOF.
+type shortSource struct{ b []byte }
+
+func (s shortSource) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(s.b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, s.b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// TestInflateSizePastSource: a zip member whose declared compressed size
+// runs past the file's end (archive/zip passes the declared size; the
+// file has fewer bytes) holds a complete stream; compress/flate, reading
+// the same section, inflates it, and so must this inflater: the size is
+// where the stream must end by, not a promise that the bytes are there.
+func TestInflateSizePastSource(t *testing.T) {
+	data := sample(rand.New(rand.NewSource(4)), 600000)
+	for _, stream := range [][]byte{compress(t, data, 6, false), compress(t, data[:1000], 9, true), compress(t, data[:50], 0, false)} {
+		for _, extra := range []int64{1, 15, 16, 17, 1000, inSize, 1 << 40, 1<<62 - int64(len(stream))} {
+			size := int64(len(stream)) + extra
+			want, err := io.ReadAll(flate.NewReader(io.NewSectionReader(shortSource{stream}, 0, size)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := NewReader(shortSource{stream}, size)
+			got, err := io.ReadAll(r)
+			if err != nil {
+				t.Fatalf("%d-byte stream opened as %d bytes: %v", len(stream), size, err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%d-byte stream opened as %d bytes: content differs", len(stream), size)
+			}
+			if b, ok := r.Bounds(); !ok || b.Bytes() != int64(len(stream)) {
+				t.Fatalf("%d-byte stream opened as %d bytes: bounds %+v, %v", len(stream), size, b, ok)
+			}
+		}
+		// Cut short, it is still refused.
+		cut := stream[:len(stream)-1]
+		if _, err := io.ReadAll(NewReader(shortSource{cut}, int64(len(stream))+100)); err == nil {
+			t.Fatalf("a %d-byte stream missing its last byte was accepted", len(stream))
+		}
+	}
+}
