@@ -121,11 +121,9 @@ func (tb *table) build(lens []uint8, info []uint32, primary uint) error {
 	}
 	size := 1 << primary
 	tb.primary = primary
-	tb.t = tb.t[:0]
-	for i := 0; i < size; i++ {
-		tb.t = append(tb.t, invalidEntry)
-	}
+	tb.t = grow(tb.t[:0], size)
 	if maxLen == 0 {
+		fillInvalid(tb.t)
 		return nil
 	}
 	count[0] = 0
@@ -140,8 +138,15 @@ func (tb *table) build(lens []uint8, info []uint32, primary uint) error {
 		code = (code + count[l-1]) << 1
 		next[l] = code
 	}
-	if left > 0 && !(maxLen == 1 && count[1] == 1) {
-		return errIncomplete
+	if left > 0 {
+		if !(maxLen == 1 && count[1] == 1) {
+			return errIncomplete
+		}
+		// The one pattern no code has stays invalid. A complete code
+		// writes every entry below, primary and sub-tables alike, so only
+		// this case needs the fill (a table build per block is what a
+		// stream of header-only blocks costs).
+		fillInvalid(tb.t)
 	}
 	// Codes in canonical order, reversed as they arrive; long codes: each
 	// primary prefix they share gets one sub-table, as wide as the
@@ -173,16 +178,17 @@ func (tb *table) build(lens []uint8, info []uint32, primary uint) error {
 			continue
 		}
 		p := r & mask
-		ptr := tb.t[p]
-		if ptr>>8&15 != kindSub {
+		// The table's memory is reused unset: whether p's sub-table was
+		// made in this build is marked in subLen's top bit, not read
+		// from the entry.
+		if subLen[p]&allocated == 0 {
 			sub := uint32(subLen[p])
 			off := uint32(len(tb.t))
-			for i := 0; i < 1<<sub; i++ {
-				tb.t = append(tb.t, invalidEntry)
-			}
-			ptr = entry(kindSub, sub, off) | uint32(primary)
-			tb.t[p] = ptr
+			tb.t = grow(tb.t, len(tb.t)+1<<sub)
+			tb.t[p] = entry(kindSub, sub, off) | uint32(primary)
+			subLen[p] |= allocated
 		}
+		ptr := tb.t[p]
 		sub, off := ptr>>12&15, ptr>>16
 		rest := uint(l) - primary
 		e := info[s] | uint32(rest)
@@ -201,4 +207,22 @@ func reverse(c uint32, n uint) uint32 {
 		c >>= 1
 	}
 	return r
+}
+
+// grow returns t extended to n entries (their values unset), reusing its
+// array when it can.
+func grow(t []uint32, n int) []uint32 {
+	if n <= cap(t) {
+		return t[:n]
+	}
+	return append(t[:cap(t)], make([]uint32, n-cap(t))...)[:n]
+}
+
+// allocated marks, in build's subLen, a prefix whose sub-table exists.
+const allocated = 0x80
+
+func fillInvalid(t []uint32) {
+	for i := range t {
+		t[i] = invalidEntry
+	}
 }

@@ -237,3 +237,62 @@ func TestInflateSizePastSource(t *testing.T) {
 		}
 	}
 }
+
+// headerOnlyBlocks is a hostile stream: n dynamic blocks that carry only
+// their code (the least input per table build), then an empty final
+// stored block.
+func headerOnlyBlocks(n int) []byte {
+	var w bitWriter
+	// Code-length code: '1' one bit, '0' and '18' two bits.
+	clens := make([]uint8, 19)
+	clens[1], clens[0], clens[18] = 1, 2, 2
+	cc := canonical(clens)
+	for i := 0; i < n; i++ {
+		w.bits(0, 1)  // not final
+		w.bits(2, 2)  // dynamic
+		w.bits(0, 5)  // 257 literal/length codes
+		w.bits(0, 5)  // 1 distance code
+		w.bits(14, 4) // 18 code-length codes, up to '1'
+		for _, s := range codeOrder[:18] {
+			w.bits(uint32(clens[s]), 3)
+		}
+		w.code(cc[1], 1) // literal 0: one bit
+		w.code(cc[18], 2)
+		w.bits(127, 7) // 138 zeros
+		w.code(cc[18], 2)
+		w.bits(106, 7) // 117 zeros
+		w.code(cc[1], 1) // end of block: one bit
+		w.code(cc[1], 1) // the one distance code: one bit
+		w.code(1, 1)     // end of block ('1'; literal 0 is '0')
+	}
+	w.bits(1, 1)
+	w.bits(0, 2)
+	w.align()
+	w.out = append(w.out, 0, 0, 0xff, 0xff)
+	return w.bytes()
+}
+
+// BenchmarkHeaderOnlyBlocks: blocks that are all header cost a table
+// build each; this inflater against compress/flate on the same input.
+func BenchmarkHeaderOnlyBlocks(b *testing.B) {
+	stream := headerOnlyBlocks(100000)
+	if out, err := stdInflate(stream); err != nil || len(out) != 0 {
+		b.Fatalf("compress/flate: %d bytes, %v", len(out), err)
+	}
+	for _, c := range []struct {
+		name string
+		open func() io.Reader
+	}{
+		{"mlenv", func() io.Reader { return NewReader(bytes.NewReader(stream), int64(len(stream))) }},
+		{"stdlib", func() io.Reader { return flate.NewReader(bytes.NewReader(stream)) }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(stream)))
+			for i := 0; i < b.N; i++ {
+				if _, err := io.Copy(io.Discard, c.open()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
