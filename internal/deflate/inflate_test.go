@@ -260,7 +260,7 @@ func headerOnlyBlocks(n int) []byte {
 		w.code(cc[18], 2)
 		w.bits(127, 7) // 138 zeros
 		w.code(cc[18], 2)
-		w.bits(106, 7) // 117 zeros
+		w.bits(106, 7)   // 117 zeros
 		w.code(cc[1], 1) // end of block: one bit
 		w.code(cc[1], 1) // the one distance code: one bit
 		w.code(1, 1)     // end of block ('1'; literal 0 is '0')
