@@ -142,6 +142,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer arts.close()
 	vs := &verifiedSet{}
 	res := &Result{Images: map[string]v1.Image{}, blobDirs: []string{o.LayerCache.Dir, o.Cache.Dir}}
 	defer func() { res.Verified = vs.m }()

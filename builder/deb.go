@@ -22,18 +22,10 @@ import (
 // written in path order, not archive order: file contents are spooled to
 // an unlinked temporary file (nothing is left behind, even on a crash) and
 // read back from there. Memory stays bounded whatever the package holds.
-func installDeb(t *tree, file string, d lockfile.Deb) error {
+// f is the verified deb (d.Size bytes), read at offsets only.
+func installDeb(t *tree, f io.ReaderAt, d lockfile.Deb) error {
 	owner := d.Package + "_" + d.Version + "_" + d.Architecture + ".deb"
-	f, err := os.Open(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	ctl, deb, ctlFiles, err := debpkg.ReadControlFiles(f, fi.Size())
+	ctl, deb, ctlFiles, err := debpkg.ReadControlFiles(f, d.Size)
 	if err != nil {
 		return fmt.Errorf("%s: %w", owner, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mlenv/mlenv/internal/cas"
+	"github.com/mlenv/mlenv/internal/localpath"
 	"github.com/mlenv/mlenv/lockfile"
 )
 
@@ -29,15 +31,24 @@ type artifacts struct {
 	uris     map[string]string
 	sizes    map[string]int64
 	local    map[string]bool
-	verified map[string]bool
+	verified map[string]bool // downloaded (so hashed) in this run
+	files    map[string]*os.File
+	pol      localpath.Policy // where local artifacts may be
 	// One lock per artifact, held while it is verified: layers verifying
 	// different artifacts hash side by side; two needing the same one
 	// hash it once.
 	verifying map[string]*sync.Mutex
 }
 
-// path returns the verified file for a sha256.
-func (a *artifacts) path(sum string) (string, error) {
+// file returns the verified artifact, open; it stays open, shared by
+// every layer that reads it (at offsets only), until close. A local
+// artifact is hashed through the very descriptor that is then read, and
+// that descriptor is checked to lie inside the project after it was
+// opened: the project folder is not mlenv's, and a file swapped after the
+// check would otherwise be installed unverified. A cached artifact is
+// checked by its seal (or re-hashed) and then opened; the cache is
+// mlenv's own folder.
+func (a *artifacts) file(sum string) (*os.File, error) {
 	a.mu.Lock()
 	_, ok := a.paths[sum]
 	one := a.verifying[sum]
@@ -47,34 +58,61 @@ func (a *artifacts) path(sum string) (string, error) {
 	}
 	a.mu.Unlock()
 	if !ok {
-		return "", fmt.Errorf("artifact sha256:%s was not fetched", sum)
+		return nil, fmt.Errorf("artifact sha256:%s was not fetched", sum)
 	}
 	one.Lock()
 	defer one.Unlock()
 	a.mu.Lock()
-	p, done, local := a.paths[sum], a.verified[sum], a.local[sum]
+	p, f, downloaded, local := a.paths[sum], a.files[sum], a.verified[sum], a.local[sum]
 	a.mu.Unlock()
-	if done {
-		return p, nil
+	if f != nil {
+		return f, nil
 	}
-	if local {
-		if err := cas.VerifyFile(p, sum, a.sizes[sum]); err != nil {
-			return "", err
+	size := a.sizes[sum]
+	var err error
+	switch {
+	case local:
+		if f, err = a.pol.OpenResolved(p); err != nil {
+			return nil, err
 		}
-	} else if err := a.cache.Verify(sum); err != nil {
-		// Verify removed the corrupt blob: fetch it anew, verified on
-		// the way in.
-		if a.fetcher.Offline {
-			return "", fmt.Errorf("%s: %w; --offline forbids downloading it again", a.uris[sum], err)
+		// One byte past the locked size, to see a file that grew.
+		if err := cas.VerifyReader(io.NewSectionReader(f, 0, size+1), p, sum, size); err != nil {
+			f.Close()
+			return nil, err
 		}
-		if p, err = a.fetcher.Ensure(a.ctx, a.uris[sum], sum, a.sizes[sum]); err != nil {
-			return "", err
+	case downloaded:
+		// Hashed on its way into the cache in this run.
+	default:
+		if err := a.cache.Verify(sum); err != nil {
+			// Verify removed the corrupt blob: fetch it anew, verified on
+			// the way in.
+			if a.fetcher.Offline {
+				return nil, fmt.Errorf("%s: %w; --offline forbids downloading it again", a.uris[sum], err)
+			}
+			if p, err = a.fetcher.Ensure(a.ctx, a.uris[sum], sum, size); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if f == nil {
+		if f, err = os.Open(p); err != nil {
+			return nil, err
 		}
 	}
 	a.mu.Lock()
-	a.paths[sum], a.verified[sum] = p, true
+	a.paths[sum], a.files[sum] = p, f
 	a.mu.Unlock()
-	return p, nil
+	return f, nil
+}
+
+// close closes every artifact file opened.
+func (a *artifacts) close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for sum, f := range a.files {
+		f.Close()
+		delete(a.files, sum)
+	}
 }
 
 // fetchAll brings every locked artifact into the cache, several at once.
@@ -108,7 +146,7 @@ func fetchAll(ctx context.Context, o Options, f *cas.Fetcher) (*artifacts, error
 	var mu sync.Mutex
 	arts := &artifacts{ctx: ctx, cache: o.Cache, fetcher: f, paths: map[string]string{}, uris: map[string]string{},
 		sizes: map[string]int64{}, local: map[string]bool{}, verified: map[string]bool{},
-		verifying: map[string]*sync.Mutex{}}
+		files: map[string]*os.File{}, pol: o.localPolicy(), verifying: map[string]*sync.Mutex{}}
 	pol := o.localPolicy()
 	var remote []want
 	for _, w := range wants {

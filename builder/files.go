@@ -68,7 +68,7 @@ func addFiles(t *tree, pol localpath.Policy, reverse bool, fs lockfile.FileSet, 
 			ne.kind, ne.size = kindFile, e.Size
 			// Opened refusing FIFOs and devices, in case the file was
 			// swapped after the walk.
-			ne.open = func() (io.ReadCloser, error) { return localpath.OpenRegular(abs) }
+			ne.open = func() (io.ReadCloser, error) { return pol.OpenResolved(abs) }
 			ne.check = func(r io.Reader) io.Reader {
 				return &teeHash{r: r, h: sha256.New(), done: func(sum string) {
 					mu.Lock()

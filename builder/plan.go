@@ -4,7 +4,6 @@ import (
 	"archive/zip"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,11 +72,11 @@ func planLayers(o Options, platform string, arts *artifacts, redirect *redirecto
 			fill: func(t *tree) (func() error, func(), error) {
 				t.budget = bud
 				for _, d := range debs {
-					p, err := arts.path(d.SHA256)
+					f, err := arts.file(d.SHA256)
 					if err != nil {
 						return nil, nil, fmt.Errorf("%s: %w", d.Package, err)
 					}
-					if err := installDeb(t, p, d); err != nil {
+					if err := installDeb(t, f, d); err != nil {
 						return nil, nil, err
 					}
 				}
@@ -105,31 +104,23 @@ func planLayers(o Options, platform string, arts *artifacts, redirect *redirecto
 			plans = append(plans, layerPlan{key: key, createdBy: "mlenv: wheels " + strings.Join(names, " "),
 				fill: func(t *tree) (func() error, func(), error) {
 					t.budget = bud
-					var closers []io.Closer
-					cleanup := func() {
-						for _, c := range closers {
-							c.Close()
-						}
-					}
 					for _, w := range wheels {
-						p, err := arts.path(w.SHA256)
+						// Read from the descriptor that was verified;
+						// the build closes it.
+						f, err := arts.file(w.SHA256)
 						if err != nil {
-							cleanup()
 							return nil, nil, fmt.Errorf("%s: %w", w.Filename, err)
 						}
-						zr, err := zip.OpenReader(p)
+						zr, err := zip.NewReader(f, w.Size)
 						if err != nil {
-							cleanup()
 							return nil, nil, fmt.Errorf("%s: not a valid wheel (zip): %w", w.Filename, err)
 						}
 						zr.RegisterDecompressor(zip.Deflate, fastInflate)
-						closers = append(closers, zr)
-						if err := installWheel(t, &zr.Reader, w, lay); err != nil {
-							cleanup()
+						if err := installWheel(t, zr, w, lay); err != nil {
 							return nil, nil, err
 						}
 					}
-					return nil, cleanup, nil
+					return nil, nil, nil
 				}})
 			return nil
 		}

@@ -26,6 +26,7 @@ import (
 	kflate "github.com/klauspost/compress/flate"
 
 	"github.com/mlenv/mlenv/internal/cas"
+	"github.com/mlenv/mlenv/internal/localpath"
 	"github.com/mlenv/mlenv/internal/testutil"
 	"github.com/mlenv/mlenv/lockfile"
 )
@@ -669,7 +670,9 @@ func TestFastInflateSizePastEnd(t *testing.T) {
 func TestArtifactPathsConcurrently(t *testing.T) {
 	dir := t.TempDir()
 	a := &artifacts{paths: map[string]string{}, uris: map[string]string{}, sizes: map[string]int64{},
-		local: map[string]bool{}, verified: map[string]bool{}, verifying: map[string]*sync.Mutex{}}
+		local: map[string]bool{}, verified: map[string]bool{}, verifying: map[string]*sync.Mutex{},
+		files: map[string]*os.File{}, pol: localpath.Policy{Base: dir}}
+	defer a.close()
 	var sums []string
 	for i := 0; i < 6; i++ {
 		content := bytes.Repeat([]byte{byte(i)}, 100000+i)
@@ -692,15 +695,15 @@ func TestArtifactPathsConcurrently(t *testing.T) {
 			defer wg.Done()
 			for k := 0; k < 6; k++ {
 				sum := sums[(g+k)%len(sums)]
-				p, err := a.path(sum)
+				f, err := a.file(sum)
 				switch {
 				case sum == sums[5] && err == nil:
 					errs <- fmt.Errorf("corrupt artifact verified")
-				case sum != sums[5] && (err != nil || p != filepath.Join(dir, sum)):
-					errs <- fmt.Errorf("%s: %q, %v", sum, p, err)
+				case sum != sums[5] && (err != nil || f.Name() != filepath.Join(dir, sum)):
+					errs <- fmt.Errorf("%s: %v, %v", sum, f, err)
 				}
 			}
-			if _, err := a.path("0000"); err == nil {
+			if _, err := a.file("0000"); err == nil {
 				errs <- fmt.Errorf("an artifact never fetched was found")
 			}
 		}()
@@ -709,6 +712,39 @@ func TestArtifactPathsConcurrently(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+}
+
+// TestArtifactSwappedAfterVerifyIsNotRead: a local wheel replaced on disk
+// after it was verified (someone writing to the project during the build)
+// is not what the build reads: every layer gets the descriptor that was
+// hashed, never the path opened again.
+func TestArtifactSwappedAfterVerifyIsNotRead(t *testing.T) {
+	dir := t.TempDir()
+	good := bytes.Repeat([]byte("good"), 50000)
+	sum := fmt.Sprintf("%x", sha256.Sum256(good))
+	p := filepath.Join(dir, "pkg.whl")
+	os.WriteFile(p, good, 0o644)
+	a := &artifacts{paths: map[string]string{sum: p}, uris: map[string]string{}, sizes: map[string]int64{sum: int64(len(good))},
+		local: map[string]bool{sum: true}, verified: map[string]bool{}, verifying: map[string]*sync.Mutex{},
+		files: map[string]*os.File{}, pol: localpath.Policy{Base: dir}}
+	defer a.close()
+	f, err := a.file(sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := filepath.Join(dir, "evil")
+	os.WriteFile(evil, bytes.Repeat([]byte("evil"), 50000), 0o644)
+	if err := os.Rename(evil, p); err != nil {
+		t.Fatal(err)
+	}
+	again, err := a.file(sum)
+	if err != nil || again != f {
+		t.Fatalf("second request: %v, %v (want the verified descriptor)", again, err)
+	}
+	got, err := io.ReadAll(io.NewSectionReader(again, 0, int64(len(good))))
+	if err != nil || !bytes.Equal(got, good) {
+		t.Fatalf("read %d bytes, equal to the verified content: %v (%v)", len(got), bytes.Equal(got, good), err)
 	}
 }
 

@@ -186,7 +186,7 @@ func (ix *wheelIndex) findLinksFiles(norm string) ([]pyFile, error) {
 			if !e.Type().IsRegular() {
 				continue // a link or device named like a wheel is not a wheel
 			}
-			sum, size, err := hashFile(filepath.Join(real, e.Name()))
+			sum, size, err := hashFile(ix.local, filepath.Join(real, e.Name()))
 			if err != nil {
 				return nil, err
 			}

@@ -416,11 +416,13 @@ func hashLocal(pol localpath.Policy, rel string) (string, int64, error) {
 	if err != nil {
 		return "", 0, err
 	}
-	return hashFile(real)
+	return hashFile(pol, real)
 }
 
-func hashFile(p string) (string, int64, error) {
-	f, err := localpath.OpenRegular(p)
+// hashFile hashes real (a path pol resolved, or found in a folder it
+// resolved), opened through pol.OpenResolved.
+func hashFile(pol localpath.Policy, p string) (string, int64, error) {
+	f, err := pol.OpenResolved(p)
 	if err != nil {
 		return "", 0, err
 	}

@@ -168,7 +168,13 @@ func VerifyFile(p, hexsum string, size int64) error {
 		return err
 	}
 	defer f.Close()
-	got, n, err := HashReader(f)
+	return VerifyReader(f, p, hexsum, size)
+}
+
+// VerifyReader checks that r yields size bytes (size < 0: any) whose
+// sha256 is hexsum; p names it in errors.
+func VerifyReader(r io.Reader, p, hexsum string, size int64) error {
+	got, n, err := HashReader(r)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", p, err)
 	}

@@ -81,7 +81,44 @@ func (pol Policy) Open(p string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return OpenRegular(real)
+	return pol.OpenResolved(real)
+}
+
+// OpenResolved opens real (a path Resolve returned, or one found by a walk
+// of a resolved folder) as a regular file, then checks where the open
+// descriptor really is: a parent folder swapped for a symlink to outside
+// between the check and the open (someone changing the project while
+// mlenv runs) is caught here, not followed into the image. Where the
+// system cannot say where a descriptor is (no /proc), the check before the
+// open is all there is.
+func (pol Policy) OpenResolved(real string) (*os.File, error) {
+	f, err := OpenRegular(real)
+	if err != nil {
+		return nil, err
+	}
+	at, ok := openedPath(f)
+	if !ok {
+		return f, nil
+	}
+	roots, err := pol.roots()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !insideAny(at, roots.real) {
+		f.Close()
+		return nil, pol.outside(real)
+	}
+	return f, nil
+}
+
+// openedPath is where an open file is, as the kernel says (Linux).
+func openedPath(f *os.File) (string, bool) {
+	p, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+	if err != nil || !filepath.IsAbs(p) {
+		return "", false
+	}
+	return p, true
 }
 
 // OpenRegular opens a file already known to be inside the project (a walk

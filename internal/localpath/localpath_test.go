@@ -100,3 +100,51 @@ func TestOutsideLinkIsNoExistenceOracle(t *testing.T) {
 		t.Errorf("dangling link inside: %v", err)
 	}
 }
+
+// TestFolderSwappedAfterTheCheck: the project changes between Resolve and
+// the open (a folder replaced by a symlink to outside, by someone else
+// writing to the checkout while mlenv runs). The open follows the new
+// link, but OpenResolved sees where the descriptor really is and refuses
+// it, so the outside file never reaches the image.
+func TestFolderSwappedAfterTheCheck(t *testing.T) {
+	if _, err := os.Stat("/proc/self/fd"); err != nil {
+		t.Skip("no /proc/self/fd here: the check after the open needs it")
+	}
+	root := t.TempDir()
+	proj, outside := filepath.Join(root, "proj"), filepath.Join(root, "secret")
+	os.MkdirAll(filepath.Join(proj, "app"), 0o755)
+	os.MkdirAll(outside, 0o755)
+	os.WriteFile(filepath.Join(proj, "app", "key"), []byte("public"), 0o644)
+	os.WriteFile(filepath.Join(outside, "key"), []byte("private"), 0o600)
+	pol := Policy{Base: proj}
+	real, err := pol.Resolve("app/key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Untouched: it opens.
+	f, err := pol.OpenResolved(real)
+	if err != nil {
+		t.Fatalf("unchanged project: %v", err)
+	}
+	f.Close()
+	// The swap, after the check.
+	if err := os.Rename(filepath.Join(proj, "app"), filepath.Join(proj, "app.old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(proj, "app")); err != nil {
+		t.Fatal(err)
+	}
+	f, err = pol.OpenResolved(real)
+	if err == nil {
+		f.Close()
+		t.Fatal("a file outside the project was opened through a folder swapped after the check")
+	}
+	if !errors.Is(err, ErrOutside) {
+		t.Fatalf("got %v, want an outside-the-project error", err)
+	}
+	// Allowed explicitly, the same file opens.
+	if f, err = (Policy{Base: proj, Allow: []string{outside}}).OpenResolved(real); err != nil {
+		t.Fatalf("with the folder allowed: %v", err)
+	}
+	f.Close()
+}
