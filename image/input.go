@@ -26,7 +26,7 @@ func regularFile(p, what string) (os.FileInfo, error) {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s %s is not a regular file (%s): an image is read from regular files only", what, p, boundedfile.Kind(fi.Mode()))
+		return nil, fmt.Errorf("%s %s is %s, not a regular file: an image is read from regular files only", what, p, boundedfile.Kind(fi.Mode()))
 	}
 	return fi, nil
 }

@@ -416,7 +416,7 @@ func readBounded(path string, limit int64) ([]byte, error) {
 	b, err := boundedfile.ReadRegular(path, limit)
 	var nr *boundedfile.NotRegularError
 	if errors.As(err, &nr) {
-		return nil, fmt.Errorf("layout file %s is not a regular file (%s): an image is read from regular files only", path, nr.Kind)
+		return nil, fmt.Errorf("layout file %s is %s, not a regular file: an image is read from regular files only", path, nr.Kind)
 	}
 	return b, err
 }

@@ -188,7 +188,7 @@ func TestOMSSignatureFIFOIsRefused(t *testing.T) {
 	}()
 	select {
 	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "model.sig is not a regular file (a named pipe)") {
+		if err == nil || !strings.Contains(err.Error(), "model.sig is a named pipe (FIFO), not a regular file") {
 			t.Fatalf("got %v, want model.sig refused as a named pipe", err)
 		}
 	case <-time.After(20 * time.Second):

@@ -37,7 +37,7 @@ type NotRegularError struct {
 }
 
 func (e *NotRegularError) Error() string {
-	return fmt.Sprintf("%s is not a regular file (%s)", e.Path, e.Kind)
+	return fmt.Sprintf("%s is %s, not a regular file", e.Path, e.Kind)
 }
 
 // Read reads the file at path, refusing one larger than limit without
@@ -66,7 +66,18 @@ func ReadRegular(path string, limit int64) ([]byte, error) {
 // followed), refusing anything else without blocking: for a file read as
 // a stream, with its own bound.
 func OpenRegular(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|nonBlock, 0)
+	return openRegular(path, 0)
+}
+
+// OpenRegularNoFollow is OpenRegular for a path already resolved (its
+// symlinks checked): a symlink put in its last component's place since is
+// refused, not followed.
+func OpenRegularNoFollow(path string) (*os.File, error) {
+	return openRegular(path, noFollow)
+}
+
+func openRegular(path string, flags int) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|nonBlock|flags, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -106,9 +117,11 @@ func Kind(m os.FileMode) string {
 	case m&os.ModeSymlink != 0:
 		return "a symlink"
 	case m&os.ModeNamedPipe != 0:
-		return "a named pipe"
+		return "a named pipe (FIFO)"
 	case m&os.ModeSocket != 0:
 		return "a socket"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
 	case m&os.ModeDevice != 0:
 		return "a device"
 	}

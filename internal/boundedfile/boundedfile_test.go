@@ -40,7 +40,7 @@ func TestDeviceIsBounded(t *testing.T) {
 		t.Fatalf("Read(/dev/zero): %v", err)
 	}
 	var nr *NotRegularError
-	if _, err := ReadRegular("/dev/zero", 1<<20); !errors.As(err, &nr) || nr.Kind != "a device" {
+	if _, err := ReadRegular("/dev/zero", 1<<20); !errors.As(err, &nr) || nr.Kind != "a character device" {
 		t.Fatalf("ReadRegular(/dev/zero): %v", err)
 	}
 }
@@ -58,7 +58,7 @@ func TestFIFOWithoutWriter(t *testing.T) {
 	select {
 	case err := <-done:
 		var nr *NotRegularError
-		if !errors.As(err, &nr) || nr.Kind != "a named pipe" || nr.Path != fifo {
+		if !errors.As(err, &nr) || nr.Kind != "a named pipe (FIFO)" || nr.Path != fifo {
 			t.Fatalf("got %v, want a not-a-regular-file error naming the pipe", err)
 		}
 	case <-time.After(10 * time.Second):

@@ -3,3 +3,5 @@
 package boundedfile
 
 const nonBlock = 0
+
+const noFollow = 0

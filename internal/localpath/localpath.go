@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/mlenv/mlenv/internal/boundedfile"
 )
 
 // ErrOutside is returned (wrapped) for a path outside the project and every
@@ -68,7 +70,7 @@ func (pol Policy) Resolve(p string) (string, error) {
 		return "", fmt.Errorf("%s: %w", raw, err)
 	}
 	if !fi.Mode().IsRegular() && !fi.IsDir() {
-		return "", fmt.Errorf("%s is a %s, not a regular file or folder: only files and folders can be build inputs", raw, kind(fi.Mode()))
+		return "", fmt.Errorf("%s is %s, not a regular file or folder: only files and folders can be build inputs", raw, boundedfile.Kind(fi.Mode()))
 	}
 	return real, nil
 }
@@ -125,20 +127,7 @@ func openedPath(f *os.File) (string, bool) {
 // of a checked folder) as a regular file: not following a symlink put in
 // its place, not waiting on a FIFO, not reading a device.
 func OpenRegular(p string) (*os.File, error) {
-	f, err := os.OpenFile(p, os.O_RDONLY|nonblock|nofollow, 0)
-	if err != nil {
-		return nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%s is a %s, not a regular file", p, kind(fi.Mode()))
-	}
-	return f, nil
+	return boundedfile.OpenRegularNoFollow(p)
 }
 
 func (pol Policy) outside(raw string) error {
@@ -173,22 +162,6 @@ func insideAny(p string, roots []string) bool {
 		}
 	}
 	return false
-}
-
-func kind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe (FIFO)"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeCharDevice != 0:
-		return "character device"
-	case m&fs.ModeDevice != 0:
-		return "device"
-	case m&fs.ModeSymlink != 0:
-		return "symlink"
-	}
-	return "special file"
 }
 
 // maxLinks bounds symlink chains, as the kernel's ELOOP does.
