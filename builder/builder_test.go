@@ -884,10 +884,12 @@ func mustOpen(t *testing.T, p string) *os.File {
 	return f
 }
 
-func TestBaseFromOCILayout(t *testing.T) {
+// layoutBaseProject writes a random linux/amd64 image as an OCI layout at
+// layoutDir and, in dir, an intent on the base oci:base with one app file.
+func layoutBaseProject(t *testing.T, dir, layoutDir string) v1.Image {
+	t.Helper()
 	base := testutil.RandomImage(t, "linux", "amd64")
-	dir := t.TempDir()
-	lp, err := layout.Write(filepath.Join(dir, "base"), empty.Index)
+	lp, err := layout.Write(layoutDir, empty.Index)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -897,6 +899,12 @@ func TestBaseFromOCILayout(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "mlenv.yaml"), []byte("base: oci:base\nfiles: [{src: app, dst: /app}]\n"), 0o644)
 	os.MkdirAll(filepath.Join(dir, "app"), 0o755)
 	os.WriteFile(filepath.Join(dir, "app", "x"), []byte("x"), 0o644)
+	return base
+}
+
+func TestBaseFromOCILayout(t *testing.T) {
+	dir := t.TempDir()
+	base := layoutBaseProject(t, dir, filepath.Join(dir, "base"))
 	in, err := lockfile.LoadIntent(filepath.Join(dir, "mlenv.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -931,22 +939,12 @@ func TestBaseFromOCILayout(t *testing.T) {
 // build, before anything of it is read; --allow-outside lets it in. Its
 // layers would otherwise end up in the image.
 func TestBaseLayoutOutsideProjectIsRefused(t *testing.T) {
-	base := testutil.RandomImage(t, "linux", "amd64")
 	outside := filepath.Join(t.TempDir(), "private-base")
-	lp, err := layout.Write(outside, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lp.AppendImage(base); err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
+	layoutBaseProject(t, dir, outside)
 	if err := os.Symlink(outside, filepath.Join(dir, "base")); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dir, "mlenv.yaml"), []byte("base: oci:base\nfiles: [{src: app, dst: /app}]\n"), 0o644)
-	os.MkdirAll(filepath.Join(dir, "app"), 0o755)
-	os.WriteFile(filepath.Join(dir, "app", "x"), []byte("x"), 0o644)
 	in, err := lockfile.LoadIntent(filepath.Join(dir, "mlenv.yaml"))
 	if err != nil {
 		t.Fatal(err)
