@@ -589,6 +589,27 @@ func TestInventoryHonoursWhiteouts(t *testing.T) {
 	}
 }
 
+// A root-level opaque marker (a layer that replaces the whole file
+// system) hides every package below it; the inventory used to keep them.
+func TestInventoryRootOpaqueWhiteout(t *testing.T) {
+	img, err := mutate.AppendLayers(baseImage(t),
+		tarLayer(t, testutil.Tar([]testutil.TarEntry{{Name: ".wh..wh..opq", Body: ""}})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := attest.ReadInventory(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Packages) != 0 {
+		var names []string
+		for _, p := range inv.Packages {
+			names = append(names, p.Name)
+		}
+		t.Fatalf("packages under a root opaque whiteout: %v", names)
+	}
+}
+
 func TestLocalImageNeedsABundle(t *testing.T) {
 	t.Setenv("COSIGN_PASSWORD", "pw")
 	dir := t.TempDir()

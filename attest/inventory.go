@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"path"
 	"regexp"
 	"strings"
 
@@ -78,37 +77,16 @@ type InventoryVisitor struct {
 	// copyright holds each read copyright file's license by path; nil
 	// for one that is not machine-readable, malformed or too large.
 	copyright map[string]*dep5.License
-	// under indexes the paths of byPath and copyright by every folder
-	// above them, for whiteouts.
-	under                     map[string]map[string]bool
+	// paths indexes the paths of byPath and copyright by folder, for
+	// whiteouts.
+	paths                     layerwalk.Paths
 	distroID, distroVersionID string
 	etcOSRelease              bool // distro* came from /etc/os-release
 }
 
 // NewInventoryVisitor starts an empty inventory.
 func NewInventoryVisitor() *InventoryVisitor {
-	return &InventoryVisitor{byPath: map[string][]FoundPackage{}, copyright: map[string]*dep5.License{}, under: map[string]map[string]bool{}}
-}
-
-// track adds p to the folder index; untrack removes it.
-func (v *InventoryVisitor) track(p string) {
-	for d := path.Dir(p); d != "." && d != "/"; d = path.Dir(d) {
-		s := v.under[d]
-		if s == nil {
-			s = map[string]bool{}
-			v.under[d] = s
-		}
-		s[p] = true
-	}
-}
-
-func (v *InventoryVisitor) untrack(p string) {
-	for d := path.Dir(p); d != "." && d != "/"; d = path.Dir(d) {
-		delete(v.under[d], p)
-		if len(v.under[d]) == 0 {
-			delete(v.under, d)
-		}
-	}
+	return &InventoryVisitor{byPath: map[string][]FoundPackage{}, copyright: map[string]*dep5.License{}}
 }
 
 // Inventory is what the walk found, in the order files first appeared.
@@ -132,7 +110,7 @@ func (v *InventoryVisitor) found(p string, pkgs []FoundPackage) {
 		v.order = append(v.order, p)
 	}
 	v.byPath[p] = pkgs
-	v.track(p)
+	v.paths.Add(p)
 }
 
 // Visit implements layerwalk.Visitor; it reads (consumes) only metadata.
@@ -142,24 +120,13 @@ func (v *InventoryVisitor) Visit(layer int, name string, h *tar.Header, body io.
 		// index: comparing each whiteout with every path read so far
 		// took hours for 100,000 copyright files and as many whiteouts.
 		var gone []string
-		if _, ok := v.byPath[removed]; ok {
-			gone = append(gone, removed)
-		}
-		if _, ok := v.copyright[removed]; ok {
-			gone = append(gone, removed)
-		}
-		for p := range v.under[strings.TrimSuffix(removed, "/")] {
-			gone = append(gone, p)
-		}
+		v.paths.Hidden(removed, opaque, func(p string) { gone = append(gone, p) })
 		for _, p := range gone {
-			if !layerwalk.Removes(removed, opaque, p) {
-				continue
-			}
 			if _, ok := v.byPath[p]; ok {
 				v.byPath[p] = nil
 			}
 			delete(v.copyright, p)
-			v.untrack(p)
+			v.paths.Remove(p)
 		}
 		return false, nil
 	}
@@ -184,7 +151,7 @@ func (v *InventoryVisitor) Visit(layer int, name string, h *tar.Header, body io.
 		// NOASSERTION) rather than failing the whole inventory.
 		if h.Size > dep5.MaxSize {
 			v.copyright[name] = nil
-			v.track(name)
+			v.paths.Add(name)
 			return false, nil
 		}
 		kind = "copyright"
@@ -221,7 +188,7 @@ func (v *InventoryVisitor) Visit(layer int, name string, h *tar.Header, body io.
 		} else {
 			v.copyright[name] = nil
 		}
-		v.track(name)
+		v.paths.Add(name)
 	case "os-release":
 		// /etc/os-release wins over /usr/lib/os-release whatever the
 		// order in the layer (it is usually a symlink to the latter).

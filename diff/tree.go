@@ -70,10 +70,7 @@ func (t *tree) Visit(layer int, name string, h *tar.Header, body io.Reader) (boo
 				e.deleted, e.meta = true, nil
 			}
 		}
-		if !opaque {
-			hide(removed)
-		}
-		t.paths.Below(strings.TrimSuffix(removed, "/"), hide)
+		t.paths.Hidden(removed, opaque, hide)
 		if !opaque {
 			if t.keep == nil || t.keep(removed) {
 				t.set(removed, &entry{deleted: true, layer: layer})

@@ -102,3 +102,28 @@ func (x *Paths) Below(dir string, f func(p string)) {
 		}
 	}
 }
+
+// Remove forgets p (its folders stay recorded: Below may still name
+// them, and callers look each path up in what they hold anyway).
+func (x *Paths) Remove(p string) {
+	d := path.Dir(p)
+	if d == "." || d == "/" {
+		d = ""
+	}
+	delete(x.children[d], p)
+}
+
+// Hidden calls f with the paths one whiteout (as Whiteout returned it)
+// hides: the removed path itself, whether recorded or not, unless the
+// whiteout is opaque, then every recorded path below it. A root-level
+// opaque marker hides everything.
+func (x *Paths) Hidden(removed string, opaque bool, f func(p string)) {
+	if !opaque {
+		f(removed)
+	}
+	dir := strings.TrimSuffix(removed, "/")
+	if dir == "." {
+		dir = ""
+	}
+	x.Below(dir, f)
+}

@@ -7,7 +7,9 @@ import (
 	"testing"
 )
 
-// The indexes answer exactly what Removes answers, one whiteout at a time.
+// The indexes answer exactly what Removes answers, one whiteout at a time,
+// the root's opaque marker (Whiteout(".wh..wh..opq") is "./") included;
+// a removed path is no longer found.
 func TestIndexesAgreeWithRemoves(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	names := []string{"a", "b", "ab", "c"}
@@ -30,6 +32,9 @@ func TestIndexesAgreeWithRemoves(t *testing.T) {
 			w := wo{randPath(), rng.Intn(3) == 0}
 			if w.opaque {
 				w.removed += "/"
+			}
+			if rng.Intn(40) == 0 {
+				w = wo{"./", true}
 			}
 			wos = append(wos, w)
 			set.Add(w.removed, w.opaque)
@@ -59,8 +64,8 @@ func TestIndexesAgreeWithRemoves(t *testing.T) {
 				}
 				seen[p] = true
 			}
-			idx.Below(strings.TrimSuffix(w.removed, "/"), func(p string) {
-				if seen[p] { // recorded paths only, not implied folders
+			idx.Hidden(w.removed, w.opaque, func(p string) {
+				if seen[p] && p != w.removed { // recorded paths only, not implied folders
 					got = append(got, p)
 				}
 			})
@@ -70,5 +75,20 @@ func TestIndexesAgreeWithRemoves(t *testing.T) {
 				t.Fatalf("Below(%q) = %v, want %v", w.removed, got, want)
 			}
 		}
+	}
+}
+
+func TestPathsRemove(t *testing.T) {
+	var idx Paths
+	for _, p := range []string{"a/b/c", "a/b/d", "top"} {
+		idx.Add(p)
+	}
+	idx.Remove("a/b/c")
+	idx.Remove("top")
+	var got []string
+	idx.Hidden("./", true, func(p string) { got = append(got, p) })
+	sort.Strings(got)
+	if strings.Join(got, ",") != "a,a/b,a/b/d" {
+		t.Fatalf("after removing a/b/c and top, the root holds %v", got)
 	}
 }

@@ -71,7 +71,7 @@ func Whiteout(name string) (removed string, opaque, ok bool) {
 // Removes says whether a whiteout (as returned by Whiteout) removes p.
 func Removes(removed string, opaque bool, p string) bool {
 	if opaque {
-		return strings.HasPrefix(p, removed)
+		return removed == "./" || strings.HasPrefix(p, removed) // "./": the root's marker
 	}
 	return p == removed || strings.HasPrefix(p, removed+"/")
 }
