@@ -177,6 +177,8 @@ func insideAny(p string, roots []string) bool {
 
 func kind(m fs.FileMode) string {
 	switch {
+	case m.IsDir():
+		return "folder"
 	case m&fs.ModeNamedPipe != 0:
 		return "named pipe (FIFO)"
 	case m&fs.ModeSocket != 0:
