@@ -1133,3 +1133,39 @@ func TestHostPathsOutsideTheProjectAreRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestWheelSizeIsTheVerifiedSize: two lock entries naming one sha256 with
+// different sizes (a hand-edited or hostile lock). The file is verified
+// once, at the first entry's size; the second entry's size was then used
+// to read it, unchecked, so a file made of two zips (evil, then good)
+// installed the evil prefix under a digest that only vouched for the
+// whole. The build must refuse a size that is not the verified one.
+func TestWheelSizeIsTheVerifiedSize(t *testing.T) {
+	good := testutil.Wheel{Name: "good", Version: "1.0", Files: map[string]string{"good/__init__.py": "GOOD = 1\n"}}
+	evil := testutil.Wheel{Name: "zevil", Version: "1.0", Files: map[string]string{"zevil/__init__.py": "EVIL = 1\n"}}
+	a, b := evil.Bytes(), good.Bytes()
+	both := append(append([]byte{}, a...), b...)
+	sum := fmt.Sprintf("%x", sha256.Sum256(both))
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "both.whl"), both, 0o644)
+	art := func(size int) lockfile.Artifact {
+		return lockfile.Artifact{URI: "both.whl", SHA256: sum, Size: int64(size)}
+	}
+	l := &lockfile.Lock{LockVersion: 1, Epoch: 0, Platforms: []string{"linux/amd64"}, Base: lockfile.Base{Ref: "scratch"},
+		Python: &lockfile.Python{Version: "3.11", Prefix: "/usr/local", SitePackages: "/usr/local/lib/python3.11/site-packages", Interpreter: "/usr/local/bin/python3.11", Libc: "glibc 2.36"},
+		Wheels: []lockfile.Wheel{
+			{Name: "good", Version: "1.0", Filename: good.Filename(), Platforms: []string{"linux/amd64"}, Artifact: art(len(both))},
+			{Name: "zevil", Version: "1.0", Filename: evil.Filename(), Platforms: []string{"linux/amd64"}, Artifact: art(len(a))},
+		},
+		Compression: lockfile.Compression{Algorithm: "gzip", Level: 1}}
+	enc, err := l.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp := filepath.Join(dir, "mlenv.lock")
+	os.WriteFile(lp, enc, 0o644)
+	_, err = Build(context.Background(), opts(t, lp, t.TempDir()))
+	if err == nil || !strings.Contains(err.Error(), evil.Filename()) || !strings.Contains(err.Error(), fmt.Sprintf("size %d", len(a))) {
+		t.Fatalf("got %v, want the evil entry's size refused", err)
+	}
+}

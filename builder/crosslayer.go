@@ -69,7 +69,7 @@ func baseSymlinks(o Options, base v1.Image) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("base %s: %w", o.Lock.Base.Ref, err)
 	}
-	meta := filepath.Join(o.LayerCache.Dir, "layers", "baselinks-v2-"+d.Hex+".json")
+	meta := filepath.Join(o.LayerCache.Dir, "layers", "baselinks-v3-"+d.Hex+".json") // v3: v2 kept a link a later entry of its own layer replaced
 	if b, err := os.ReadFile(meta); err == nil {
 		var m map[string]string
 		if json.Unmarshal(b, &m) == nil && m != nil {
@@ -156,7 +156,11 @@ func applyLayerLinks(links map[string]string, l v1.Layer) error {
 			own[name] = h.Linkname
 			continue
 		}
-		delete(links, name) // a file or folder where a link was
+		// A file or folder where a link was: one of a lower layer, or
+		// one this layer put earlier in its tar (the later entry is
+		// what an extractor leaves).
+		delete(links, name)
+		delete(own, name)
 	}
 	if hidden.Len() > 0 {
 		for p := range links {

@@ -48,9 +48,14 @@ type artifacts struct {
 // check would otherwise be installed unverified. A cached artifact is
 // checked by its seal (or re-hashed) and then opened; the cache is
 // mlenv's own folder.
-func (a *artifacts) file(sum string) (*os.File, error) {
+//
+// size is what the caller's lock entry says; it must be the size the file
+// was verified at (two entries naming one sha256 with different sizes
+// would otherwise read a verified file through an unverified length).
+func (a *artifacts) file(sum string, size int64) (*os.File, error) {
 	a.mu.Lock()
 	_, ok := a.paths[sum]
+	verifiedSize := a.sizes[sum]
 	one := a.verifying[sum]
 	if one == nil {
 		one = &sync.Mutex{}
@@ -60,6 +65,9 @@ func (a *artifacts) file(sum string) (*os.File, error) {
 	if !ok {
 		return nil, fmt.Errorf("artifact sha256:%s was not fetched", sum)
 	}
+	if size != verifiedSize {
+		return nil, fmt.Errorf("the lock gives size %d for sha256:%s, which another entry of the lock gives as %d bytes: one sha256 has one size; fix the lock or run `mlenv lock` again", size, sum, verifiedSize)
+	}
 	one.Lock()
 	defer one.Unlock()
 	a.mu.Lock()
@@ -68,7 +76,6 @@ func (a *artifacts) file(sum string) (*os.File, error) {
 	if f != nil {
 		return f, nil
 	}
-	size := a.sizes[sum]
 	var err error
 	switch {
 	case local:

@@ -72,7 +72,7 @@ func planLayers(o Options, platform string, arts *artifacts, redirect *redirecto
 			fill: func(t *tree) (func() error, func(), error) {
 				t.budget = bud
 				for _, d := range debs {
-					f, err := arts.file(d.SHA256)
+					f, err := arts.file(d.SHA256, d.Size)
 					if err != nil {
 						return nil, nil, fmt.Errorf("%s: %w", d.Package, err)
 					}
@@ -107,7 +107,7 @@ func planLayers(o Options, platform string, arts *artifacts, redirect *redirecto
 					for _, w := range wheels {
 						// Read from the descriptor that was verified;
 						// the build closes it.
-						f, err := arts.file(w.SHA256)
+						f, err := arts.file(w.SHA256, w.Size)
 						if err != nil {
 							return nil, nil, fmt.Errorf("%s: %w", w.Filename, err)
 						}

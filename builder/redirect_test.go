@@ -221,3 +221,45 @@ func TestBaseLinksFollowLaterLayers(t *testing.T) {
 		}
 	}
 }
+
+// TestBaseLinksLaterEntryOfALayerWins: inside one layer, the tar's later
+// entry at a path is what an extractor leaves (a link then a file or a
+// folder at the same path: no link); a whiteout of a link's parent
+// folder removes the link below it.
+func TestBaseLinksLaterEntryOfALayerWins(t *testing.T) {
+	layerOf := func(entries []testutil.TarEntry) v1.Layer {
+		b := testutil.Tar(entries)
+		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	lower := layerOf([]testutil.TarEntry{
+		{Name: "usr/", Type: tar.TypeDir},
+		{Name: "lib64", Type: tar.TypeSymlink, Linkname: "usr/lib64"},
+		{Name: "lib64", Body: "a file now"}, // replaces the link in the same layer
+		{Name: "lib", Type: tar.TypeSymlink, Linkname: "usr/lib"},
+		{Name: "lib/", Type: tar.TypeDir}, // a folder replaces it in the same layer
+		{Name: "bin", Body: "a file first"},
+		{Name: "bin", Type: tar.TypeSymlink, Linkname: "usr/bin"}, // then a link: the link stays
+		{Name: "etc/", Type: tar.TypeDir},
+		{Name: "etc/alternatives/", Type: tar.TypeDir},
+		{Name: "etc/alternatives/py", Type: tar.TypeSymlink, Linkname: "/usr/bin/python3"},
+	})
+	upper := layerOf([]testutil.TarEntry{
+		{Name: ".wh.etc"}, // the parent folder of a link
+	})
+	base, err := mutate.AppendLayers(empty.Image, lower, upper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Lock: &lockfile.Lock{Base: lockfile.Base{Ref: "oci:base"}}, LayerCache: &cas.Cache{Dir: t.TempDir()}}
+	got, err := baseSymlinks(o, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"bin": "usr/bin"}; len(got) != len(want) || got["bin"] != "usr/bin" {
+		t.Fatalf("links %v, want %v", got, want)
+	}
+}

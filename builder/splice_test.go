@@ -694,8 +694,9 @@ func TestArtifactPathsConcurrently(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for k := 0; k < 6; k++ {
-				sum := sums[(g+k)%len(sums)]
-				f, err := a.file(sum)
+				i := (g + k) % len(sums)
+				sum := sums[i]
+				f, err := a.file(sum, int64(100000+i))
 				switch {
 				case sum == sums[5] && err == nil:
 					errs <- fmt.Errorf("corrupt artifact verified")
@@ -703,7 +704,7 @@ func TestArtifactPathsConcurrently(t *testing.T) {
 					errs <- fmt.Errorf("%s: %v, %v", sum, f, err)
 				}
 			}
-			if _, err := a.file("0000"); err == nil {
+			if _, err := a.file("0000", 0); err == nil {
 				errs <- fmt.Errorf("an artifact never fetched was found")
 			}
 		}()
@@ -729,7 +730,7 @@ func TestArtifactSwappedAfterVerifyIsNotRead(t *testing.T) {
 		local: map[string]bool{sum: true}, verified: map[string]bool{}, verifying: map[string]*sync.Mutex{},
 		files: map[string]*os.File{}, pol: localpath.Policy{Base: dir}}
 	defer a.close()
-	f, err := a.file(sum)
+	f, err := a.file(sum, int64(len(good)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -738,7 +739,7 @@ func TestArtifactSwappedAfterVerifyIsNotRead(t *testing.T) {
 	if err := os.Rename(evil, p); err != nil {
 		t.Fatal(err)
 	}
-	again, err := a.file(sum)
+	again, err := a.file(sum, int64(len(good)))
 	if err != nil || again != f {
 		t.Fatalf("second request: %v, %v (want the verified descriptor)", again, err)
 	}

@@ -3,6 +3,7 @@ package lockfile
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/mlenv/mlenv/internal/boundedfile"
 )
@@ -26,6 +27,18 @@ func errTooLarge(file, what string, size, max int64) error {
 // more than max+1 bytes of it (a FIFO or /dev/zero has no size to check first).
 func readBounded(file, what string, max int64) ([]byte, error) {
 	data, err := boundedfile.Read(file, max)
+	return lockTooLarge(data, err, file, what, max)
+}
+
+// readBoundedFrom is readBounded for a file already open (a local input
+// opened and checked through localpath).
+func readBoundedFrom(f *os.File, file, what string, max int64) ([]byte, error) {
+	data, err := boundedfile.ReadFrom(f, file, max)
+	return lockTooLarge(data, err, file, what, max)
+}
+
+// lockTooLarge says boundedfile's TooLargeError in the lock's words.
+func lockTooLarge(data []byte, err error, file, what string, max int64) ([]byte, error) {
 	var tl *boundedfile.TooLargeError
 	if errors.As(err, &tl) {
 		return nil, errTooLarge(file, what, tl.Size, max)

@@ -146,12 +146,17 @@ func DefaultLevel(alg string) int {
 func (r *Resolver) resolveDeb(ctx context.Context, in *Intent, d ArtifactIntent) (Deb, error) {
 	var deb Deb
 	var p string
+	open := os.Open
 	if d.Path != "" {
 		var err error
-		if p, err = r.local(in).Resolve(d.Path); err != nil {
+		pol := r.local(in)
+		if p, err = pol.Resolve(d.Path); err != nil {
 			return deb, err
 		}
 		deb.URI = filepath.ToSlash(d.Path)
+		// Checked again on the open file: a folder on the way swapped
+		// for a link to outside after Resolve is refused, as for wheels.
+		open = pol.OpenResolved
 	} else {
 		if r.Fetcher == nil {
 			return deb, fmt.Errorf("%s: downloading is not available here", d.URL)
@@ -163,7 +168,7 @@ func (r *Resolver) resolveDeb(ctx context.Context, in *Intent, d ArtifactIntent)
 		}
 		deb.URI = d.URL
 	}
-	f, err := os.Open(p)
+	f, err := open(p)
 	if err != nil {
 		return deb, err
 	}
@@ -206,11 +211,19 @@ func (r *Resolver) resolvePython(ctx context.Context, in *Intent, l *Lock) error
 		pkgs = append(pkgs, pyPackage{Name: wn.Distribution, Version: wn.Version, Files: []pyFile{f}, Source: fmt.Sprintf("python.wheels[%d]", i)})
 	}
 	readRel := func(field, rel string) ([]byte, string, error) {
-		real, err := r.local(in).Resolve(rel)
+		pol := r.local(in)
+		real, err := pol.Resolve(rel)
 		if err != nil {
 			return nil, "", in.loc.errf(field, "%v", err)
 		}
-		b, err := readBounded(real, field, MaxImportSize)
+		// Checked again on the open file (a folder on the way swapped
+		// for a link to outside after Resolve), never blocking on a FIFO.
+		f, err := pol.OpenResolved(real)
+		if err != nil {
+			return nil, "", in.loc.errf(field, "%v", err)
+		}
+		defer f.Close()
+		b, err := readBoundedFrom(f, real, field, MaxImportSize)
 		if err != nil {
 			return nil, "", in.loc.errf(field, "%v", err)
 		}

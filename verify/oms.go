@@ -80,13 +80,16 @@ type omsStatement struct {
 // bundle: the DSSE signature by a trusted key, the statement's form, the
 // root digest over the resources, and every file of the model.
 func (v *Verifier) VerifyOMS(ctx context.Context, model, sigPath string) (*Result, error) {
+	// The default model.sig comes from the model folder: regular files
+	// only, since a named pipe there would block verify forever. A file
+	// the user named (--oms FILE) may be a pipe (--oms <(curl ...)).
+	read := boundedfile.Read
 	if sigPath == "" {
 		sigPath = filepath.Join(model, OMSDefaultSignature)
+		read = boundedfile.ReadRegular
 	}
 	res := &Result{SchemaVersion: ResultSchemaVersion, Image: model, Policy: v.policy.Name, Checks: []Check{}}
-	// Regular files only: the default model.sig comes from the model
-	// folder, and a named pipe there would block verify forever.
-	b, err := boundedfile.ReadRegular(sigPath, maxBundleBytes)
+	b, err := read(sigPath, maxBundleBytes)
 	if err != nil {
 		return nil, fmt.Errorf("model signature %s: %w", sigPath, err)
 	}

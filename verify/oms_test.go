@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -194,4 +195,35 @@ func TestOMSSignatureFIFOIsRefused(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("verify blocked on a model.sig FIFO")
 	}
+}
+
+// TestOMSSignatureNamedByTheUserMayBeAPipe: --oms FILE names the
+// signature; like every other file the user names (a lock, a host
+// fingerprint), it may come through a pipe (--oms <(curl ...)). Only
+// the default DIR/model.sig, found inside the model folder, must be a
+// regular file.
+func TestOMSSignatureNamedByTheUserMayBeAPipe(t *testing.T) {
+	t.Setenv("COSIGN_PASSWORD", "pw")
+	key, pub, _ := attest.GenerateKeyPair(t.TempDir(), false)
+	m := omsModel(t)
+	sig, err := os.ReadFile(writeOMS(t, m, key, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(m, "model.sig"))
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	go func() { w.Write(sig); w.Close() }()
+	p := fmt.Sprintf("/dev/fd/%d", r.Fd())
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("no /dev/fd here: %v", err)
+	}
+	res, err := omsVerifier(t, pub).VerifyOMS(context.Background(), m, p)
+	if err != nil {
+		t.Fatalf("signature through a pipe: %v", err)
+	}
+	wantModelDecision(t, res, verify.Allow)
 }

@@ -93,6 +93,13 @@ func openRegular(path string, flags int) (*os.File, error) {
 	return f, nil
 }
 
+// ReadFrom reads the already open f (named path in errors) to its end,
+// refusing more than limit bytes: for a file the caller opened its own
+// way (a local input opened and checked by localpath).
+func ReadFrom(f *os.File, path string, limit int64) ([]byte, error) {
+	return read(f, path, limit)
+}
+
 func read(f *os.File, path string, limit int64) ([]byte, error) {
 	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > limit {
 		return nil, &TooLargeError{Path: path, Size: fi.Size(), Limit: limit}
