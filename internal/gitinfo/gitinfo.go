@@ -265,14 +265,17 @@ func worktreeDirty(dir, gitDir string) (*bool, string) {
 
 func blobID(p string, size int64) ([20]byte, error) {
 	var id [20]byte
-	f, err := os.Open(p)
+	// Regular files only, without blocking (a file swapped for a FIFO
+	// after the Lstat), and no more than one byte past the size the
+	// index expects (a file that grew is dirty either way).
+	f, err := boundedfile.OpenRegular(p)
 	if err != nil {
 		return id, err
 	}
 	defer f.Close()
 	h := sha1.New()
 	fmt.Fprintf(h, "blob %d\x00", size)
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.Copy(h, io.LimitReader(f, size+1)); err != nil {
 		return id, err
 	}
 	copy(id[:], h.Sum(nil))
