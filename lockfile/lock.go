@@ -234,15 +234,24 @@ func contains(list []string, s string) bool {
 
 // LoadLock reads and validates mlenv.lock (at most MaxLockSize bytes).
 func LoadLock(file string) (*Lock, error) {
+	l, _, err := ReadLock(file)
+	return l, err
+}
+
+// ReadLock is LoadLock that also returns the bytes it read: the file is
+// read once (it may be a pipe), and the caller can compare them with the
+// canonical encoding.
+func ReadLock(file string) (*Lock, []byte, error) {
 	data, err := readBounded(file, "a lock", MaxLockSize)
 	if err != nil {
 		var fe *FieldError
 		if errors.As(err, &fe) {
-			return nil, err
+			return nil, nil, err
 		}
-		return nil, fmt.Errorf("reading the lock: %w (run `mlenv lock` to create it)", err)
+		return nil, nil, fmt.Errorf("reading the lock: %w (run `mlenv lock` to create it)", err)
 	}
-	return ParseLock(file, data)
+	l, err := ParseLock(file, data)
+	return l, data, err
 }
 
 // ParseLock parses and validates a lock; file names the source in errors.

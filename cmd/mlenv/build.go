@@ -70,15 +70,11 @@ target is replaced), tar:- (stdout) or a registry reference.`,
 					return err
 				}
 			}
-			l, err := lockfile.LoadLock(lockFile)
+			l, raw, err := lockfile.ReadLock(lockFile)
 			if err != nil {
 				return err
 			}
 			digest, err := l.Digest()
-			if err != nil {
-				return err
-			}
-			raw, err := os.ReadFile(lockFile)
 			if err != nil {
 				return err
 			}
