@@ -77,7 +77,7 @@ var ErrUnexpectedEOF = errors.New("corrupt deflate stream: it ends before its fi
 func NewReader(src io.ReaderAt, size int64) *Reader {
 	d := &Reader{
 		in:  make([]byte, 0, inSize+padEnd),
-		out: make([]byte, window+outChunk+maxMatch+8),
+		out: make([]byte, window+outChunk+maxMatch+16),
 	}
 	d.Reset(src, size)
 	return d
@@ -487,9 +487,14 @@ func (d *Reader) huffman(stop int) error {
 		if distance >= 8 {
 			// Eight bytes at a time, each word's source already written
 			// (it is at least 8 bytes back); the last word may write up
-			// to 7 bytes past the match, into out's slack, which the
-			// next symbols overwrite.
-			for i := 0; i < length; i += 8 {
+			// to 15 bytes past the match, into out's slack, which the
+			// next symbols overwrite. Most matches in text are short:
+			// two words from two fixed-length slices, whose constant
+			// indexes need no bounds checks.
+			dst, src := out[w:w+16], out[from:from+16]
+			binary.LittleEndian.PutUint64(dst, binary.LittleEndian.Uint64(src))
+			binary.LittleEndian.PutUint64(dst[8:], binary.LittleEndian.Uint64(src[8:]))
+			for i := 16; i < length; i += 8 {
 				binary.LittleEndian.PutUint64(out[w+i:], binary.LittleEndian.Uint64(out[from+i:]))
 			}
 		} else {
