@@ -6,9 +6,9 @@
 // carry a wheel's members as the wheel compressed them.
 //
 // Reader inflates one stream (its own inflater, inflate.go) and says
-// where its last block starts and where the stream ends; Copy writes the stream as a non-final,
-// byte-aligned part of a longer one; StoredWriter writes bytes as stored
-// blocks. Everything streams with bounded memory.
+// where its last block starts and where the stream ends; Copy writes the
+// stream as a non-final, byte-aligned part of a longer one; StoredWriter
+// writes bytes as stored blocks. Everything streams with bounded memory.
 package deflate
 
 import (
