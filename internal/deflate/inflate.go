@@ -62,8 +62,11 @@ const (
 	window   = 32 << 10  // the farthest a match reaches back
 	outChunk = 512 << 10 // output decoded per step
 	inSize   = 256 << 10
-	padEnd   = 16      // zero bytes after the source's end, so loads need no checks
-	keepBack = 8       // bytes kept before pos when the input buffer moves
+	padEnd   = 16 // zero bytes after the source's end, so loads need no checks
+	// keepBack bytes before pos are kept when the input buffer moves: a
+	// stored block's header gives the bit buffer's whole bytes (at most
+	// 7) back to the input.
+	keepBack = 8
 	maxMatch = 258     // the longest match
 	maxSize  = 1 << 56 // larger sizes are clamped: bit offsets (size*8) must fit in an int64
 )
