@@ -14,8 +14,9 @@ import (
 // buffer refilled eight bytes at a time, one table look-up per symbol for
 // all but the longest codes, and output decoded straight into a window
 // that the caller reads from. klauspost/compress/flate reads input a
-// byte at a time through io.ByteReader and ran at about half this speed
-// on Python-like text. Being its own, it also knows exactly where each
+// byte at a time through io.ByteReader and runs at less than half this
+// speed on Python-like text (BenchmarkInflate; README's make bench
+// section has figures). Being its own, it also knows exactly where each
 // block starts and ends, which splicing needs.
 //
 // It accepts exactly the streams Go's compress/flate accepts (FuzzInflate
