@@ -87,14 +87,15 @@ func (pol Policy) Open(p string) (*os.File, error) {
 }
 
 // OpenResolved opens real (a path Resolve returned, or one found by a walk
-// of a resolved folder) as a regular file, then checks where the open
-// descriptor really is: a parent folder swapped for a symlink to outside
-// between the check and the open (someone changing the project while
-// mlenv runs) is caught here, not followed into the image. Where the
-// system cannot say where a descriptor is (no /proc), the check before the
-// open is all there is.
+// of a resolved folder) as a regular file (not following a symlink put in
+// its place, not waiting on a FIFO, not reading a device), then checks
+// where the open descriptor really is: a parent folder swapped for a
+// symlink to outside between the check and the open (someone changing
+// the project while mlenv runs) is caught here, not followed into the
+// image. Where the system cannot say where a descriptor is (no /proc), the
+// check before the open is all there is.
 func (pol Policy) OpenResolved(real string) (*os.File, error) {
-	f, err := OpenRegular(real)
+	f, err := boundedfile.OpenRegularNoFollow(real)
 	if err != nil {
 		return nil, err
 	}
@@ -121,13 +122,6 @@ func openedPath(f *os.File) (string, bool) {
 		return "", false
 	}
 	return p, true
-}
-
-// OpenRegular opens a file already known to be inside the project (a walk
-// of a checked folder) as a regular file: not following a symlink put in
-// its place, not waiting on a FIFO, not reading a device.
-func OpenRegular(p string) (*os.File, error) {
-	return boundedfile.OpenRegularNoFollow(p)
 }
 
 func (pol Policy) outside(raw string) error {
