@@ -434,15 +434,15 @@ func hashLocal(pol localpath.Policy, rel string) (string, int64, error) {
 
 // hashFile hashes real (a path pol resolved, or found in a folder it
 // resolved), opened through pol.OpenResolved.
-func hashFile(pol localpath.Policy, p string) (string, int64, error) {
-	f, err := pol.OpenResolved(p)
+func hashFile(pol localpath.Policy, real string) (string, int64, error) {
+	f, err := pol.OpenResolved(real)
 	if err != nil {
 		return "", 0, err
 	}
 	defer f.Close()
 	sum, n, err := cas.HashReader(f)
 	if err != nil {
-		return "", 0, fmt.Errorf("reading %s: %w", p, err)
+		return "", 0, fmt.Errorf("reading %s: %w", real, err)
 	}
 	return sum, n, nil
 }
