@@ -25,11 +25,7 @@ func (w *Whiteouts) Add(removed string, opaque bool) {
 		w.exact, w.under = map[string]bool{}, map[string]bool{}
 	}
 	if opaque {
-		d := strings.TrimSuffix(removed, "/")
-		if d == "." {
-			d = "" // the root's opaque marker: Removes looks it up as ""
-		}
-		w.under[d] = true
+		w.under[whiteoutDir(removed)] = true
 		return
 	}
 	w.exact[removed] = true
@@ -69,10 +65,7 @@ func (x *Paths) Add(p string) {
 		x.children = map[string]map[string]struct{}{}
 	}
 	for {
-		d := path.Dir(p)
-		if d == "." || d == "/" {
-			d = ""
-		}
+		d := parentDir(p)
 		s := x.children[d]
 		if s == nil {
 			s = map[string]struct{}{}
@@ -106,11 +99,7 @@ func (x *Paths) Below(dir string, f func(p string)) {
 // Remove forgets p (its folders stay recorded: Below may still name
 // them, and callers look each path up in what they hold anyway).
 func (x *Paths) Remove(p string) {
-	d := path.Dir(p)
-	if d == "." || d == "/" {
-		d = ""
-	}
-	delete(x.children[d], p)
+	delete(x.children[parentDir(p)], p)
 }
 
 // Hidden calls f with the paths one whiteout (as Whiteout returned it)
@@ -121,9 +110,25 @@ func (x *Paths) Hidden(removed string, opaque bool, f func(p string)) {
 	if !opaque {
 		f(removed)
 	}
-	dir := strings.TrimSuffix(removed, "/")
-	if dir == "." {
-		dir = ""
+	x.Below(whiteoutDir(removed), f)
+}
+
+// parentDir is p's folder as Paths keys it: "" for the root.
+func parentDir(p string) string {
+	d := path.Dir(p)
+	if d == "." || d == "/" {
+		return ""
 	}
-	x.Below(dir, f)
+	return d
+}
+
+// whiteoutDir is the folder a whiteout's removed path names, as both
+// indexes key it: an opaque one's trailing "/" dropped, and the root's
+// opaque marker ("./") as "", where Removes and Below look the root up.
+func whiteoutDir(removed string) string {
+	d := strings.TrimSuffix(removed, "/")
+	if d == "." {
+		return ""
+	}
+	return d
 }
