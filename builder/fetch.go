@@ -23,17 +23,17 @@ import (
 // does not use it, so costs nothing. A corrupt cached one is removed and
 // downloaded again (offline: an error naming it).
 type artifacts struct {
-	ctx      context.Context
-	cache    *cas.Cache
-	fetcher  *cas.Fetcher
-	mu       sync.Mutex // guards the maps, never held while hashing
-	paths    map[string]string
-	uris     map[string]string
-	sizes    map[string]int64
-	local    map[string]bool
-	verified map[string]bool // downloaded (so hashed) in this run
-	files    map[string]*os.File
-	pol      localpath.Policy // where local artifacts may be
+	ctx        context.Context
+	cache      *cas.Cache
+	fetcher    *cas.Fetcher
+	mu         sync.Mutex // guards the maps, never held while hashing
+	paths      map[string]string
+	uris       map[string]string
+	sizes      map[string]int64
+	local      map[string]bool
+	downloaded map[string]bool // fetched (so hashed on the way in) in this run
+	files      map[string]*os.File
+	pol        localpath.Policy // where local artifacts may be
 	// One lock per artifact, held while it is verified: layers verifying
 	// different artifacts hash side by side; two needing the same one
 	// hash it once.
@@ -71,7 +71,7 @@ func (a *artifacts) file(sum string, size int64) (*os.File, error) {
 	one.Lock()
 	defer one.Unlock()
 	a.mu.Lock()
-	p, f, downloaded, local := a.paths[sum], a.files[sum], a.verified[sum], a.local[sum]
+	p, f, downloaded, local := a.paths[sum], a.files[sum], a.downloaded[sum], a.local[sum]
 	a.mu.Unlock()
 	if f != nil {
 		return f, nil
@@ -152,9 +152,9 @@ func fetchAll(ctx context.Context, o Options, f *cas.Fetcher) (*artifacts, error
 	f.Progress = bar.Add
 	var mu sync.Mutex
 	arts := &artifacts{ctx: ctx, cache: o.Cache, fetcher: f, paths: map[string]string{}, uris: map[string]string{},
-		sizes: map[string]int64{}, local: map[string]bool{}, verified: map[string]bool{},
+		sizes: map[string]int64{}, local: map[string]bool{}, downloaded: map[string]bool{},
 		files: map[string]*os.File{}, pol: o.localPolicy(), verifying: map[string]*sync.Mutex{}}
-	pol := o.localPolicy()
+	pol := arts.pol
 	var remote []want
 	for _, w := range wants {
 		arts.sizes[w.SHA256] = w.Size
@@ -192,7 +192,7 @@ func fetchAll(ctx context.Context, o Options, f *cas.Fetcher) (*artifacts, error
 				return fmt.Errorf("%s: %w", w.what, err)
 			}
 			arts.paths[w.SHA256] = p
-			arts.verified[w.SHA256] = !cached
+			arts.downloaded[w.SHA256] = !cached
 			return nil
 		})
 	}

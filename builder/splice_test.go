@@ -670,7 +670,7 @@ func TestFastInflateSizePastEnd(t *testing.T) {
 func TestArtifactPathsConcurrently(t *testing.T) {
 	dir := t.TempDir()
 	a := &artifacts{paths: map[string]string{}, uris: map[string]string{}, sizes: map[string]int64{},
-		local: map[string]bool{}, verified: map[string]bool{}, verifying: map[string]*sync.Mutex{},
+		local: map[string]bool{}, downloaded: map[string]bool{}, verifying: map[string]*sync.Mutex{},
 		files: map[string]*os.File{}, pol: localpath.Policy{Base: dir}}
 	defer a.close()
 	var sums []string
@@ -727,7 +727,7 @@ func TestArtifactSwappedAfterVerifyIsNotRead(t *testing.T) {
 	p := filepath.Join(dir, "pkg.whl")
 	os.WriteFile(p, good, 0o644)
 	a := &artifacts{paths: map[string]string{sum: p}, uris: map[string]string{}, sizes: map[string]int64{sum: int64(len(good))},
-		local: map[string]bool{sum: true}, verified: map[string]bool{}, verifying: map[string]*sync.Mutex{},
+		local: map[string]bool{sum: true}, downloaded: map[string]bool{}, verifying: map[string]*sync.Mutex{},
 		files: map[string]*os.File{}, pol: localpath.Policy{Base: dir}}
 	defer a.close()
 	f, err := a.file(sum, int64(len(good)))
