@@ -66,8 +66,9 @@ func addFiles(t *tree, pol localpath.Policy, reverse bool, fs lockfile.FileSet, 
 		case 'f':
 			abs, rel := e.Abs, e.Path
 			ne.kind, ne.size = kindFile, e.Size
-			// Opened refusing FIFOs and devices, in case the file was
-			// swapped after the walk.
+			// Opened refusing FIFOs, devices and a path that now leads
+			// outside the project, in case the file or a folder above it
+			// was swapped after the walk.
 			ne.open = func() (io.ReadCloser, error) { return pol.OpenResolved(abs) }
 			ne.check = func(r io.Reader) io.Reader {
 				return &teeHash{r: r, h: sha256.New(), done: func(sum string) {
