@@ -160,19 +160,10 @@ func (e *MismatchError) Error() string {
 	return fmt.Sprintf("sha256 mismatch: the lock says %s, the content is %s", e.Want, e.Got)
 }
 
-// VerifyFile hashes a file outside the cache (a local artifact next to the
-// lock) and checks it against the pinned digest and size (-1: any).
-func VerifyFile(p, hexsum string, size int64) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return VerifyReader(f, p, hexsum, size)
-}
-
 // VerifyReader checks that r yields size bytes (size < 0: any) whose
-// sha256 is hexsum; p names it in errors.
+// sha256 is hexsum; p names it in errors. A local artifact is verified
+// through the descriptor the build then reads (builder's artifacts.file),
+// never by path.
 func VerifyReader(r io.Reader, p, hexsum string, size int64) error {
 	got, n, err := HashReader(r)
 	if err != nil {

@@ -63,17 +63,25 @@ func TestParseSHA256(t *testing.T) {
 	}
 }
 
-func TestVerifyFile(t *testing.T) {
+func TestVerifyReader(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "f")
 	os.WriteFile(p, []byte("data"), 0o644)
+	verify := func(sum string, size int64) error {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		return VerifyReader(f, p, sum, size)
+	}
 	sum, _, _ := HashReader(bytes.NewReader([]byte("data")))
-	if err := VerifyFile(p, sum, 4); err != nil {
+	if err := verify(sum, 4); err != nil {
 		t.Error(err)
 	}
-	if err := VerifyFile(p, sum, 5); err == nil {
+	if err := verify(sum, 5); err == nil {
 		t.Error("wrong size accepted")
 	}
-	if err := VerifyFile(p, strings.Repeat("1", 64), -1); err == nil || !strings.Contains(err.Error(), p) {
+	if err := verify(strings.Repeat("1", 64), -1); err == nil || !strings.Contains(err.Error(), p) {
 		t.Errorf("wrong digest: %v", err)
 	}
 }
