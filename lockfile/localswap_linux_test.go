@@ -31,22 +31,7 @@ func TestLocalDebSwappedDuringLockStaysInside(t *testing.T) {
 	outside := t.TempDir()
 	os.WriteFile(filepath.Join(outside, "x.deb"), secret.Bytes(), 0o644)
 	in := project(t, "base: scratch\ndebs: [{path: pkgs/x.deb}]\n", map[string][]byte{"pkgs/x.deb": inside.Bytes()})
-	pkgs, link := filepath.Join(in.Dir, "pkgs"), filepath.Join(in.Dir, "pkgs.link")
-	if err := os.Symlink(outside, link); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Renameat2(unix.AT_FDCWD, pkgs, unix.AT_FDCWD, link, unix.RENAME_EXCHANGE); err != nil {
-		t.Skipf("no renameat2 RENAME_EXCHANGE here: %v", err)
-	}
-	var stop atomic.Bool
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for !stop.Load() {
-			unix.Renameat2(unix.AT_FDCWD, pkgs, unix.AT_FDCWD, link, unix.RENAME_EXCHANGE)
-		}
-	}()
-	defer func() { stop.Store(true); <-done }()
+	defer swapWithOutside(t, filepath.Join(in.Dir, "pkgs"), outside)()
 	r := &Resolver{}
 	deadline := time.Now().Add(3 * time.Second)
 	tries, locked := 0, 0
@@ -78,22 +63,7 @@ func TestLocalImportSwappedDuringLockStaysInside(t *testing.T) {
 	if _, err := (&Resolver{}).Resolve(context.Background(), in); err != nil {
 		t.Fatalf("unchanged project: %v", err)
 	}
-	locks, link := filepath.Join(in.Dir, "locks"), filepath.Join(in.Dir, "locks.link")
-	if err := os.Symlink(outside, link); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Renameat2(unix.AT_FDCWD, locks, unix.AT_FDCWD, link, unix.RENAME_EXCHANGE); err != nil {
-		t.Skipf("no renameat2 RENAME_EXCHANGE here: %v", err)
-	}
-	var stop atomic.Bool
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for !stop.Load() {
-			unix.Renameat2(unix.AT_FDCWD, locks, unix.AT_FDCWD, link, unix.RENAME_EXCHANGE)
-		}
-	}()
-	defer func() { stop.Store(true); <-done }()
+	defer swapWithOutside(t, filepath.Join(in.Dir, "locks"), outside)()
 	deadline := time.Now().Add(3 * time.Second)
 	tries := 0
 	for time.Now().Before(deadline) {
@@ -104,6 +74,29 @@ func TestLocalImportSwappedDuringLockStaysInside(t *testing.T) {
 		}
 	}
 	t.Logf("%d tries", tries)
+}
+
+// swapWithOutside exchanges the project folder dir with a symlink to
+// outside, back and forth (renameat2 RENAME_EXCHANGE), until the returned
+// stop is called; the test is skipped where the exchange is not
+// available.
+func swapWithOutside(t *testing.T, dir, outside string) (stop func()) {
+	link := dir + ".link"
+	if err := os.Symlink(outside, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Renameat2(unix.AT_FDCWD, dir, unix.AT_FDCWD, link, unix.RENAME_EXCHANGE); err != nil {
+		t.Skipf("no renameat2 RENAME_EXCHANGE here: %v", err)
+	}
+	var halt atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for !halt.Load() {
+			unix.Renameat2(unix.AT_FDCWD, dir, unix.AT_FDCWD, link, unix.RENAME_EXCHANGE)
+		}
+	}()
+	return func() { halt.Store(true); <-done }
 }
 
 // TestLocalInputThatIsAFolderSaysSo: a python lock file or a deb path
