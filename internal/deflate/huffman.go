@@ -1,6 +1,9 @@
 package deflate
 
-import "errors"
+import (
+	"errors"
+	"math/bits"
+)
 
 // Decoding tables. A canonical Huffman code is looked up by its first
 // primary bits (as they arrive: deflate packs codes most significant bit
@@ -201,12 +204,7 @@ func (tb *table) build(lens []uint8, info []uint32, primary uint) error {
 
 // reverse returns the low n bits of c in reverse order.
 func reverse(c uint32, n uint) uint32 {
-	var r uint32
-	for i := uint(0); i < n; i++ {
-		r = r<<1 | c&1
-		c >>= 1
-	}
-	return r
+	return uint32(bits.Reverse16(uint16(c))) >> (16 - n)
 }
 
 // grow returns t extended to n entries (their values unset), reusing its
