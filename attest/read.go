@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -106,6 +107,40 @@ func DecodeEnvelope(raw []byte) (*StatementView, error) {
 		return nil, fmt.Errorf("payload is not an in-toto statement: %w", err)
 	}
 	return &st, nil
+}
+
+// ProvenanceView is what readers of mlenv's SLSA provenance v1 use from
+// it (Provenance writes more).
+type ProvenanceView struct {
+	BuildDefinition struct {
+		ExternalParameters struct {
+			Lock struct {
+				Digest string `json:"digest"`
+			} `json:"lock"`
+		} `json:"externalParameters"`
+	} `json:"buildDefinition"`
+	RunDetails struct {
+		Builder struct {
+			ID string `json:"id"`
+		} `json:"builder"`
+		Metadata struct {
+			FinishedOn *time.Time `json:"finishedOn"`
+		} `json:"metadata"`
+	} `json:"runDetails"`
+}
+
+// LockDigest is the digest of the mlenv.lock the image was built from.
+func (p *ProvenanceView) LockDigest() string {
+	return p.BuildDefinition.ExternalParameters.Lock.Digest
+}
+
+// ReadProvenance reads a SLSA provenance v1 predicate.
+func ReadProvenance(pred json.RawMessage) (*ProvenanceView, error) {
+	var p ProvenanceView
+	if err := json.Unmarshal(pred, &p); err != nil {
+		return nil, fmt.Errorf("the provenance predicate is not SLSA v1: %w", err)
+	}
+	return &p, nil
 }
 
 // ReadFingerprintPredicate reads a predicate of type

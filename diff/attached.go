@@ -7,7 +7,6 @@ package diff
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/mlenv/mlenv/attest"
@@ -89,19 +88,11 @@ func fromStatements(source, kind, digest string, envs []attest.Envelope) (*Descr
 			}
 			d.Host = p.Fingerprint
 		case provenancePredicateType:
-			var p struct {
-				BuildDefinition struct {
-					ExternalParameters struct {
-						Lock struct {
-							Digest string `json:"digest"`
-						} `json:"lock"`
-					} `json:"externalParameters"`
-				} `json:"buildDefinition"`
+			p, err := attest.ReadProvenance(st.Predicate)
+			if err != nil {
+				return nil, fmt.Errorf("%s: attestation %d: %w", source, i+1, err)
 			}
-			if err := json.Unmarshal(st.Predicate, &p); err != nil {
-				return nil, fmt.Errorf("%s: attestation %d (provenance): not SLSA v1: %w", source, i+1, err)
-			}
-			d.LockDigest = p.BuildDefinition.ExternalParameters.Lock.Digest
+			d.LockDigest = p.LockDigest()
 		}
 	}
 	return d, nil

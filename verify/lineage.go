@@ -335,9 +335,11 @@ func (v *Verifier) trainingImageChecks(ctx context.Context, p *attest.TrainingPr
 	c.Status, c.Actual, c.Message = Pass, "provenance and SBOM verified", ref
 	out = append(out, c)
 	if p.TrainingImage.LockDigest != "" && prov != nil {
-		var pv provenanceView
-		json.Unmarshal(prov.Predicate, &pv)
-		got := pv.BuildDefinition.ExternalParameters.Lock.Digest
+		// An unreadable predicate records no lock: the check fails with "none".
+		var got string
+		if pv, err := attest.ReadProvenance(prov.Predicate); err == nil {
+			got = pv.LockDigest()
+		}
 		st := Pass
 		if got != p.TrainingImage.LockDigest {
 			st = Fail

@@ -276,37 +276,18 @@ func (v *Verifier) signatureCheck(ctx context.Context, t *Target, opts []remote.
 	return c
 }
 
-// provenanceView is what the policy reads from SLSA provenance v1.
-type provenanceView struct {
-	BuildDefinition struct {
-		ExternalParameters struct {
-			Lock struct {
-				Digest string `json:"digest"`
-			} `json:"lock"`
-		} `json:"externalParameters"`
-	} `json:"buildDefinition"`
-	RunDetails struct {
-		Builder struct {
-			ID string `json:"id"`
-		} `json:"builder"`
-		Metadata struct {
-			FinishedOn *time.Time `json:"finishedOn"`
-		} `json:"metadata"`
-	} `json:"runDetails"`
-}
-
 func (v *Verifier) policyChecks(t *Target, ev *Evidence) []Check {
 	p := v.policy
 	if len(p.BuilderIDs) == 0 && p.LockDigest == "" && p.MaxAge == 0 {
 		return nil
 	}
 	var out []Check
-	var prov *provenanceView
+	var prov *attest.ProvenanceView
 	var provErr string
 	if s := ev.Statements[KindProvenance]; s != nil {
-		prov = &provenanceView{}
-		if err := json.Unmarshal(s.Predicate, prov); err != nil {
-			prov, provErr = nil, "the provenance predicate is not SLSA v1: "+err.Error()
+		var err error
+		if prov, err = attest.ReadProvenance(s.Predicate); err != nil {
+			provErr = err.Error()
 		}
 	} else {
 		provErr = "no verified provenance to read it from"
@@ -331,7 +312,7 @@ func (v *Verifier) policyChecks(t *Target, ev *Evidence) []Check {
 		if prov == nil {
 			add("policy.lockDigest", false, p.LockDigest, "unknown", provErr)
 		} else {
-			got := prov.BuildDefinition.ExternalParameters.Lock.Digest
+			got := prov.LockDigest()
 			add("policy.lockDigest", got == p.LockDigest, p.LockDigest, orNone(got), "provenance externalParameters.lock.digest")
 		}
 		label := t.Labels[image.LabelLockDigest]
