@@ -354,11 +354,7 @@ func (v *Verifier) lineagePolicyChecks(p *attest.TrainingPredicate) []Check {
 	lp := v.policy.Lineage
 	var out []Check
 	add := func(name string, ok bool, exp, act, msg string) {
-		st := Pass
-		if !ok {
-			st = Fail
-		}
-		out = append(out, Check{Name: name, Group: "policy", Status: st, Expected: exp, Actual: act, Message: msg})
+		out = append(out, policyCheck(name, ok, exp, act, msg))
 	}
 	if len(lp.AllowedDatasets) > 0 {
 		exp := "one of " + strings.Join(lp.AllowedDatasets, ", ")

@@ -276,6 +276,15 @@ func (v *Verifier) signatureCheck(ctx context.Context, t *Target, opts []remote.
 	return c
 }
 
+// policyCheck is one policy rule's result: Pass when ok, else Fail.
+func policyCheck(name string, ok bool, exp, act, msg string) Check {
+	st := Pass
+	if !ok {
+		st = Fail
+	}
+	return Check{Name: name, Group: "policy", Status: st, Expected: exp, Actual: act, Message: msg}
+}
+
 func (v *Verifier) policyChecks(t *Target, ev *Evidence) []Check {
 	p := v.policy
 	if len(p.BuilderIDs) == 0 && p.LockDigest == "" && p.MaxAge == 0 {
@@ -293,11 +302,7 @@ func (v *Verifier) policyChecks(t *Target, ev *Evidence) []Check {
 		provErr = "no verified provenance to read it from"
 	}
 	add := func(name string, ok bool, exp, act, msg string) {
-		st := Pass
-		if !ok {
-			st = Fail
-		}
-		out = append(out, Check{Name: name, Group: "policy", Status: st, Expected: exp, Actual: act, Message: msg})
+		out = append(out, policyCheck(name, ok, exp, act, msg))
 	}
 	if len(p.BuilderIDs) > 0 {
 		exp := strings.Join(p.BuilderIDs, " or ")
