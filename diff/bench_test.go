@@ -20,6 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/mlenv/mlenv/internal/testutil"
 )
 
 // benchSize is the image size and file count of the --files benchmark:
@@ -161,15 +163,15 @@ func BenchmarkFilesDiff(b *testing.B) {
 			dir := b.TempDir()
 			a := writeBenchImage(b, filepath.Join(dir, "a"), total, files, layers, []int{0, 0, 0, 0})
 			bb := writeBenchImage(b, filepath.Join(dir, "b"), total, files, layers, c.changed)
-			start, cpu0 := time.Now(), cpuTime()
+			start, cpu0 := time.Now(), testutil.CPUTime()
 			n := readAll(b, a, bb)
-			floor, floorCPU := time.Since(start), cpuTime()-cpu0
+			floor, floorCPU := time.Since(start), testutil.CPUTime()-cpu0
 			da, db := &Description{Kind: KindImage, image: a}, &Description{Kind: KindImage, image: bb}
 			b.ResetTimer()
 			var r *Result
 			stop := make(chan struct{})
 			peak := peakHeap(stop)
-			start, cpu0 = time.Now(), cpuTime()
+			start, cpu0 = time.Now(), testutil.CPUTime()
 			for i := 0; i < b.N; i++ {
 				var err error
 				if r, err = Compare(da, db, Options{Files: true}); err != nil {
@@ -177,7 +179,7 @@ func BenchmarkFilesDiff(b *testing.B) {
 				}
 			}
 			elapsed := time.Since(start) / time.Duration(b.N)
-			elapsedCPU := (cpuTime() - cpu0) / time.Duration(b.N)
+			elapsedCPU := (testutil.CPUTime() - cpu0) / time.Duration(b.N)
 			close(stop)
 			b.StopTimer()
 			want := 0

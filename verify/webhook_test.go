@@ -270,7 +270,7 @@ func BenchmarkWebhook(b *testing.B) {
 		// RunParallel starts parallelism x GOMAXPROCS goroutines: 32 in all.
 		b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
 		b.ResetTimer()
-		cpu0 := cpuTime()
+		cpu0 := testutil.CPUTime()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				s := time.Now()
@@ -283,7 +283,7 @@ func BenchmarkWebhook(b *testing.B) {
 		})
 		b.StopTimer()
 		// Client and server together: the whole process's CPU per review.
-		b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+		b.ReportMetric(float64((testutil.CPUTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 		close(lat)
 		reportLatency(b, lat)
 	})
