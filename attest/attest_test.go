@@ -1,13 +1,11 @@
 package attest_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,7 +20,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	cempty "github.com/sigstore/cosign/v2/pkg/oci/empty"
@@ -78,7 +75,7 @@ func baseImage(t *testing.T) v1.Image {
 		{Name: "usr/lib/python3/dist-packages/six-1.16.0.egg-info", Body: "Metadata-Version: 1.1\nName: six\nVersion: 1.16.0\nLicense: MIT License and more words\n"},
 		{Name: "opt/conda/conda-meta/zstd-1.5.5-0.json", Body: `{"name": "zstd", "version": "1.5.5", "license": "BSD-3-Clause"}`},
 	})
-	img, err := mutate.AppendLayers(empty.Image, tarLayer(t, layer))
+	img, err := mutate.AppendLayers(empty.Image, testutil.TarBytesLayer(t, layer))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,16 +87,6 @@ func baseImage(t *testing.T) v1.Image {
 		t.Fatal(err)
 	}
 	return img
-}
-
-// tarLayer is a gzip layer holding the tar bytes b.
-func tarLayer(t *testing.T, b []byte) v1.Layer {
-	t.Helper()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
 }
 
 // fixture is a registry with a built, pushed image and a key pair.
@@ -567,11 +554,11 @@ func TestCosignCLIAcceptsAttestations(t *testing.T) {
 
 func TestInventoryHonoursWhiteouts(t *testing.T) {
 	img, err := mutate.AppendLayers(baseImage(t),
-		tarLayer(t, testutil.Tar([]testutil.TarEntry{
+		testutil.TarLayer(t, []testutil.TarEntry{
 			{Name: "usr/lib/python3/dist-packages/.wh.numpy-1.26.4.dist-info", Body: ""},
 			{Name: "opt/conda/.wh..wh..opq", Body: ""},
 			{Name: "usr/share/doc/zlib1g/.wh.copyright", Body: ""},
-		})))
+		}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -593,7 +580,7 @@ func TestInventoryHonoursWhiteouts(t *testing.T) {
 // system) hides every package below it; the inventory used to keep them.
 func TestInventoryRootOpaqueWhiteout(t *testing.T) {
 	img, err := mutate.AppendLayers(baseImage(t),
-		tarLayer(t, testutil.Tar([]testutil.TarEntry{{Name: ".wh..wh..opq", Body: ""}})))
+		testutil.TarLayer(t, []testutil.TarEntry{{Name: ".wh..wh..opq", Body: ""}}))
 	if err != nil {
 		t.Fatal(err)
 	}

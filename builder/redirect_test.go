@@ -2,7 +2,6 @@ package builder
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"io"
 	"os"
@@ -10,11 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/mlenv/mlenv/internal/cas"
 	"github.com/mlenv/mlenv/internal/layerwalk"
@@ -75,11 +72,7 @@ func TestDebOnMergedUsrBase(t *testing.T) {
 		{Name: "bin", Type: tar.TypeSymlink, Linkname: "/usr/bin"},
 		{Name: "opt", Type: tar.TypeSymlink, Linkname: "../../../../host"},
 	})
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(baseTar)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := mutate.AppendLayers(empty.Image, layer)
+	base, err := mutate.AppendLayers(empty.Image, testutil.TarBytesLayer(t, baseTar))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,15 +165,7 @@ func (f visitFunc) Visit(_ int, _ string, h *tar.Header, _ io.Reader) (bool, err
 // then go where the final base has them, not through links that no
 // longer exist.
 func TestBaseLinksFollowLaterLayers(t *testing.T) {
-	layerOf := func(entries []testutil.TarEntry) v1.Layer {
-		b := testutil.Tar(entries)
-		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
-	lower := layerOf([]testutil.TarEntry{
+	lower := testutil.TarLayer(t, []testutil.TarEntry{
 		{Name: "usr/", Type: tar.TypeDir},
 		{Name: "lib", Type: tar.TypeSymlink, Linkname: "usr/lib"},
 		{Name: "bin", Type: tar.TypeSymlink, Linkname: "usr/bin"},
@@ -192,7 +177,7 @@ func TestBaseLinksFollowLaterLayers(t *testing.T) {
 		{Name: "var/", Type: tar.TypeDir},
 		{Name: "var/run", Type: tar.TypeSymlink, Linkname: "/run"},
 	})
-	upper := layerOf([]testutil.TarEntry{
+	upper := testutil.TarLayer(t, []testutil.TarEntry{
 		{Name: ".wh.bin"},                  // removes bin
 		{Name: "sbin/", Type: tar.TypeDir}, // a folder replaces the link
 		{Name: "opt/.wh..wh..opq"},         // hides everything below opt
@@ -227,15 +212,7 @@ func TestBaseLinksFollowLaterLayers(t *testing.T) {
 // folder at the same path: no link); a whiteout of a link's parent
 // folder removes the link below it.
 func TestBaseLinksLaterEntryOfALayerWins(t *testing.T) {
-	layerOf := func(entries []testutil.TarEntry) v1.Layer {
-		b := testutil.Tar(entries)
-		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
-	lower := layerOf([]testutil.TarEntry{
+	lower := testutil.TarLayer(t, []testutil.TarEntry{
 		{Name: "usr/", Type: tar.TypeDir},
 		{Name: "lib64", Type: tar.TypeSymlink, Linkname: "usr/lib64"},
 		{Name: "lib64", Body: "a file now"}, // replaces the link in the same layer
@@ -247,7 +224,7 @@ func TestBaseLinksLaterEntryOfALayerWins(t *testing.T) {
 		{Name: "etc/alternatives/", Type: tar.TypeDir},
 		{Name: "etc/alternatives/py", Type: tar.TypeSymlink, Linkname: "/usr/bin/python3"},
 	})
-	upper := layerOf([]testutil.TarEntry{
+	upper := testutil.TarLayer(t, []testutil.TarEntry{
 		{Name: ".wh.etc"}, // the parent folder of a link
 	})
 	base, err := mutate.AppendLayers(empty.Image, lower, upper)

@@ -1,29 +1,15 @@
 package cuda
 
 import (
-	"bytes"
-	"io"
 	"os"
 	"strings"
 	"testing"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/mlenv/mlenv/internal/testutil"
 )
-
-func layer(t *testing.T, entries []testutil.TarEntry) v1.Layer {
-	t.Helper()
-	b := testutil.Tar(entries)
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
-}
 
 func TestScanImageStreamsLayers(t *testing.T) {
 	tiny, err := os.ReadFile("../testdata/reference/fatbin/libtiny.so")
@@ -32,7 +18,7 @@ func TestScanImageStreamsLayers(t *testing.T) {
 	}
 	only80 := string(testutil.MakeELF(map[string][]byte{".nv_fatbin": fixtureContainer(fixtureEntry(kindELF, 80, []byte("x"), false, 0))}))
 	img, err := mutate.AppendLayers(empty.Image,
-		layer(t, []testutil.TarEntry{
+		testutil.TarLayer(t, []testutil.TarEntry{
 			{Name: "usr/local/cuda/lib64/libcudart.so.12.4.127", Body: strings.Repeat("\x00", 100)},
 			{Name: "usr/lib/libtiny.so", Body: string(tiny)},
 			{Name: "usr/lib/libold.so", Body: only80},
@@ -41,7 +27,7 @@ func TestScanImageStreamsLayers(t *testing.T) {
 			{Name: "usr/local/lib/python3.11/site-packages/nvidia_cuda_runtime_cu12-12.4.127.dist-info/METADATA", Body: "Name: nvidia-cuda-runtime-cu12\n"},
 			{Name: "usr/bin/not-elf", Body: strings.Repeat("#!/bin/sh\n", 10)},
 		}),
-		layer(t, []testutil.TarEntry{{Name: "usr/lib/.wh.libgone.so", Body: ""}}),
+		testutil.TarLayer(t, []testutil.TarEntry{{Name: "usr/lib/.wh.libgone.so", Body: ""}}),
 	)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package diff
 
 import (
 	"archive/tar"
-	"bytes"
 	"io"
 	"strings"
 	"sync/atomic"
@@ -12,7 +11,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/mlenv/mlenv/internal/testutil"
@@ -32,16 +30,6 @@ func (c countingLayer) Uncompressed() (io.ReadCloser, error) {
 func (c countingLayer) Compressed() (io.ReadCloser, error) {
 	c.opened.Add(1)
 	return c.Layer.Compressed()
-}
-
-func tarLayer(t testing.TB, entries []testutil.TarEntry) v1.Layer {
-	t.Helper()
-	b := testutil.Tar(entries)
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
 }
 
 // otherToolImage appends layers and env with go-containerregistry's
@@ -87,11 +75,11 @@ var baseEntries = []testutil.TarEntry{
 
 func TestOtherToolImagesOneFileOneEnv(t *testing.T) {
 	var opened atomic.Int32
-	base := countingLayer{tarLayer(t, baseEntries), &opened}
+	base := countingLayer{testutil.TarLayer(t, baseEntries), &opened}
 	a := otherToolImage(t, []string{"PATH=/usr/bin", "MODE=train"}, base,
-		tarLayer(t, []testutil.TarEntry{{Name: "app/", Type: tar.TypeDir}, {Name: "app/main.py", Body: "print(1)\n"}, {Name: "app/util.py", Body: "x = 1\n"}}))
+		testutil.TarLayer(t, []testutil.TarEntry{{Name: "app/", Type: tar.TypeDir}, {Name: "app/main.py", Body: "print(1)\n"}, {Name: "app/util.py", Body: "x = 1\n"}}))
 	b := otherToolImage(t, []string{"PATH=/usr/bin", "MODE=serve"}, base,
-		tarLayer(t, []testutil.TarEntry{{Name: "app/", Type: tar.TypeDir}, {Name: "app/main.py", Body: "print(2)\n"}, {Name: "app/util.py", Body: "x = 1\n"}}))
+		testutil.TarLayer(t, []testutil.TarEntry{{Name: "app/", Type: tar.TypeDir}, {Name: "app/main.py", Body: "print(2)\n"}, {Name: "app/util.py", Body: "x = 1\n"}}))
 	r, err := Compare(imageDesc(t, "a", a), imageDesc(t, "b", b), Options{Files: true})
 	if err != nil {
 		t.Fatal(err)
@@ -121,9 +109,9 @@ func TestSharedLayersReadOnceWhenNeeded(t *testing.T) {
 	// B deletes a file of the shared layer and A rewrites another one
 	// byte for byte: the shared layer must be read (once) to know.
 	var opened atomic.Int32
-	base := countingLayer{tarLayer(t, baseEntries), &opened}
-	a := otherToolImage(t, nil, base, tarLayer(t, []testutil.TarEntry{{Name: "etc/unchanged.conf", Body: "same on both\n"}}))
-	b := otherToolImage(t, nil, base, tarLayer(t, []testutil.TarEntry{{Name: "etc/.wh.os-release"}}))
+	base := countingLayer{testutil.TarLayer(t, baseEntries), &opened}
+	a := otherToolImage(t, nil, base, testutil.TarLayer(t, []testutil.TarEntry{{Name: "etc/unchanged.conf", Body: "same on both\n"}}))
+	b := otherToolImage(t, nil, base, testutil.TarLayer(t, []testutil.TarEntry{{Name: "etc/.wh.os-release"}}))
 	r, err := Compare(imageDesc(t, "a", a), imageDesc(t, "b", b), Options{Files: true})
 	if err != nil {
 		t.Fatal(err)
@@ -145,12 +133,12 @@ func TestSharedLayersReadOnceWhenNeeded(t *testing.T) {
 func TestPackagesVersionAndRebuiltWheel(t *testing.T) {
 	wheel := func(version, record string) v1.Layer {
 		di := "usr/lib/python3/site-packages/torch-" + version + ".dist-info/"
-		return tarLayer(t, []testutil.TarEntry{
+		return testutil.TarLayer(t, []testutil.TarEntry{
 			{Name: di + "METADATA", Body: "Metadata-Version: 2.1\nName: torch\nVersion: " + version + "\n"},
 			{Name: di + "RECORD", Body: record},
 		})
 	}
-	base := tarLayer(t, baseEntries)
+	base := testutil.TarLayer(t, baseEntries)
 	a := otherToolImage(t, nil, base, wheel("2.4.0", "torch/_C.so,sha256=one,1\n"))
 	rebuilt := otherToolImage(t, nil, base, wheel("2.4.0", "torch/_C.so,sha256=two,1\n"))
 	newer := otherToolImage(t, nil, base, wheel("2.5.1", "torch/_C.so,sha256=one,1\n"))
@@ -173,7 +161,7 @@ func TestPackagesVersionAndRebuiltWheel(t *testing.T) {
 
 func TestLayerThatIsNotATar(t *testing.T) {
 	bad := static.NewLayer([]byte("this is not a tar archive, not even close; it is long enough to fail the header check......."+strings.Repeat("x", 600)), types.DockerLayer)
-	a := otherToolImage(t, nil, tarLayer(t, baseEntries))
+	a := otherToolImage(t, nil, testutil.TarLayer(t, baseEntries))
 	b := otherToolImage(t, nil, bad)
 	_, err := Compare(imageDesc(t, "a", a), imageDesc(t, "b", b), Options{Files: true})
 	if err == nil || !strings.Contains(err.Error(), "B: layer 0") {
