@@ -1139,7 +1139,9 @@ func TestHostPathsOutsideTheProjectAreRefused(t *testing.T) {
 // once, at the first entry's size; the second entry's size was then used
 // to read it, unchecked, so a file made of two zips (evil, then good)
 // installed the evil prefix under a digest that only vouched for the
-// whole. The build must refuse a size that is not the verified one.
+// whole. The lock is refused when loaded (lockfile's validation); the
+// build, given such a lock in process, must refuse a size that is not the
+// verified one.
 func TestWheelSizeIsTheVerifiedSize(t *testing.T) {
 	good := testutil.Wheel{Name: "good", Version: "1.0", Files: map[string]string{"good/__init__.py": "GOOD = 1\n"}}
 	evil := testutil.Wheel{Name: "zevil", Version: "1.0", Files: map[string]string{"zevil/__init__.py": "EVIL = 1\n"}}
@@ -1164,7 +1166,10 @@ func TestWheelSizeIsTheVerifiedSize(t *testing.T) {
 	}
 	lp := filepath.Join(dir, "mlenv.lock")
 	os.WriteFile(lp, enc, 0o644)
-	_, err = Build(context.Background(), opts(t, lp, t.TempDir()))
+	if _, err := lockfile.LoadLock(lp); err == nil || !strings.Contains(err.Error(), "wheels[1].size") || !strings.Contains(err.Error(), "one sha256 has one size") {
+		t.Fatalf("loading the lock: got %v, want the second entry's size refused", err)
+	}
+	_, err = Build(context.Background(), Options{Lock: l, BaseDir: dir, Cache: &cas.Cache{Dir: t.TempDir()}, RetryBackoff: time.Millisecond})
 	if err == nil || !strings.Contains(err.Error(), evil.Filename()) || !strings.Contains(err.Error(), fmt.Sprintf("size %d", len(a))) {
 		t.Fatalf("got %v, want the evil entry's size refused", err)
 	}

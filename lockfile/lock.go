@@ -325,6 +325,10 @@ func (l *Lock) validate(loc locator) error {
 		}
 		return nil
 	}
+	// One sha256 is one file, so it has one size: a lock that gives two
+	// would have the build read a verified file through an unverified
+	// length (a file of two zips, read as its first).
+	sizeOf := map[string]int64{}
 	checkArt := func(field string, a Artifact) error {
 		if a.URI == "" {
 			return loc.errf(field+".uri", "is required")
@@ -335,6 +339,10 @@ func (l *Lock) validate(loc locator) error {
 		if a.Size < 0 {
 			return loc.errf(field+".size", "is negative")
 		}
+		if s, ok := sizeOf[a.SHA256]; ok && s != a.Size {
+			return loc.errf(field+".size", "is %d, but another entry gives sha256 %s as %d bytes: one sha256 has one size; run `mlenv lock` again", a.Size, a.SHA256, s)
+		}
+		sizeOf[a.SHA256] = a.Size
 		return nil
 	}
 	seenFile := map[string]bool{}
